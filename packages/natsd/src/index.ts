@@ -1,0 +1,4 @@
+export { NatsServer, natsServerBin, natsServerVersion, type NatsServerOptions } from './server.js';
+export { NatsCluster } from './cluster.js';
+export { withNatsServer } from './fixture.js';
+export { freePort } from './ports.js';
