@@ -60,7 +60,7 @@ function runOne(file) {
       const ok = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
       const name = relative(root, file);
       const secs = ((Date.now() - started) / 1000).toFixed(1);
-      if (code === 0 && total > 0) {
+      if (code === 0 && total > 0 && ok === total) {
         passed += ok;
         failed += total - ok;
         console.log(`ok   ${name} (${ok}/${total}, ${secs}s)`);

@@ -88,14 +88,15 @@ export class KilnError extends Error {
   readonly code: ErrorCode;
   /** Where the problem is, e.g. `resources.web.properties.networks[0].port`. */
   readonly path: string | undefined;
-  readonly details: unknown;
+  /** Structured data about the failure (e.g. a quota and its limit). Not named `details`: uvu reads that name as its own diff text. */
+  readonly detail: unknown;
 
-  constructor(code: ErrorCode, message: string, opts: { path?: string | undefined; details?: unknown; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { path?: string | undefined; detail?: unknown; cause?: unknown } = {}) {
     super(opts.path ? `${opts.path}: ${message}` : message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KilnError';
     this.code = code;
     this.path = opts.path;
-    this.details = opts.details;
+    this.detail = opts.detail;
   }
 
   get status(): number {
@@ -110,14 +111,14 @@ export class KilnError extends Error {
   toJSON(): KilnErrorJSON {
     const out: KilnErrorJSON = { code: this.code, message: this.message, status: this.status };
     if (this.path !== undefined) out.path = this.path;
-    if (this.details !== undefined) out.details = this.details;
+    if (this.detail !== undefined) out.details = this.detail;
     return out;
   }
 
   static fromJSON(j: KilnErrorJSON): KilnError {
     const e = new KilnError(j.code, j.path && j.message.startsWith(`${j.path}: `) ? j.message.slice(j.path.length + 2) : j.message, {
       path: j.path,
-      details: j.details,
+      detail: j.details,
     });
     return e;
   }

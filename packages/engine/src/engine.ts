@@ -1,0 +1,744 @@
+/**
+ * The IO shell: an engine node (a runtime node running the stack, shard and resource behaviours
+ * plus the provider task handler) and the small stack API used by tests and the NATS API.
+ *
+ * Every write is "set the desired state": the API bumps the stack's generation with one
+ * compare-and-set on the stack registry (KV `<prefix>_stacks`), sends the supervisor one message
+ * and returns the id and generation at once. Reads come from the actors' stored states and the
+ * events stream.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { randomUUID } from 'node:crypto';
+import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
+import { Runtime, actorKey, partitionOf, type TaskContext, type TaskHandler } from '@kiln/runtime';
+import { builtinTypes } from './builtins.js';
+import { AUTOSCALING_GROUP, SCALING_POLICY, asgCapacity, autoscalingTypes, scaledCapacity } from './autoscaling.js';
+import { TypeRegistry, taskErrorCode, type ActionRequest, type ResourceType } from './provider.js';
+import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
+import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
+import { stackAddress, stackBehavior, type StackState } from './stack.js';
+import { HotTemplateAdapter } from './template-adapter.js';
+import { DEFAULT_HEAL, type HealConfig } from './heal.js';
+import { deepEqual } from './provider.js';
+import type { DepView, PlannedResource, TemplateAdapter } from './spec.js';
+import { DEFAULT_TENANT, EVENTS_PREFIX, TENANT_PATTERN, encodeToken } from './subjects.js';
+import type { AdoptedResource, EngineEvent, ResolveScope, ResourceMsg, StackMsg, StackOp, StackSpec } from './types.js';
+
+export interface EngineOptions {
+  servers?: string | string[];
+  /** An existing connection to use (not closed by `stop`); `servers`/credentials are then ignored. */
+  connection?: NatsConnection;
+  /** Credentials (nats.js v3 ignores credentials written in server URLs). */
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** Runtime name prefix (buckets, streams, subjects). Default 'kiln'. */
+  prefix?: string;
+  /** Must match across all engines sharing a prefix. Default 64. */
+  partitions?: number;
+  /** JetStream replicas of every bucket and stream (3 on a 3-node cluster). Same on all engines. Default 1. */
+  replicas?: 1 | 3;
+  leaseMs?: number;
+  nodeId?: string;
+  tree?: TreeConfig;
+  /** Resource types besides the built-ins (cloud providers). */
+  types?: readonly ResourceType[];
+  /** Heal: observe intervals and the per-stack repair rate (defaults in DEFAULT_HEAL). Must match across engines. */
+  heal?: Partial<HealConfig>;
+  /** Run a runtime node (work on actors). False: an API client only. Default true. */
+  worker?: boolean;
+  logger?: Logger;
+}
+
+export interface StackRequest extends StackSpec {
+  /** Owner; stack names are unique per tenant. Default `default`. */
+  readonly tenant?: string;
+  readonly name: string;
+}
+
+/** Heat's abandon data (plus each resource's attributes, so that adoption restores them). */
+export interface AbandonData {
+  readonly id: string;
+  readonly name: string;
+  readonly tenant: string;
+  readonly action: string;
+  readonly status: string;
+  readonly template: unknown;
+  readonly environment?: unknown;
+  readonly parameters?: Record<string, unknown>;
+  readonly files?: Record<string, string>;
+  readonly resources: Record<string, AbandonedResource>;
+}
+
+export interface AbandonedResource {
+  readonly name: string;
+  readonly resource_id: string | null;
+  readonly type: string;
+  readonly action: string;
+  readonly status: string;
+  readonly metadata: Record<string, unknown>;
+  readonly resource_data: Record<string, unknown>;
+  readonly attributes?: Record<string, unknown>;
+}
+
+export interface AdoptRequest extends StackRequest {
+  /** Abandon data (`resources.<name>.resource_id`, optional `attributes`). */
+  readonly adoptData: { readonly resources?: Record<string, Partial<AbandonedResource>> } & Record<string, unknown>;
+}
+
+/** A stack: its id, or its name within a tenant (a bare string that is no id is a name of the default tenant). */
+export type StackRef = string | { readonly tenant: string; readonly name: string };
+
+export interface GenerationRef {
+  readonly id: string;
+  readonly name: string;
+  readonly generation: number;
+}
+
+export interface StackInfo {
+  readonly id: string;
+  readonly tenant: string;
+  readonly name: string;
+  readonly generation: number;
+  /** Derived: CONVERGING, READY, FAILED, DELETED. */
+  readonly status: StackState['status'];
+  /** Heat-compatible pair, e.g. CREATE_COMPLETE. */
+  readonly stackStatus: string;
+  readonly reason: string;
+  readonly outputs: Record<string, unknown>;
+  readonly resources: { readonly total: number; readonly settled: number; readonly failed: number; readonly deleted: number };
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface ListStacksOptions {
+  readonly limit?: number;
+  /** The `nextCursor` of the previous page. */
+  readonly cursor?: string;
+  /** Filters: exact name, Heat status pair (e.g. CREATE_COMPLETE). */
+  readonly name?: string;
+  readonly status?: string;
+}
+
+export interface ResourceInfo {
+  readonly name: string;
+  readonly type: string;
+  readonly physicalId: string | null;
+  readonly status: string;
+  readonly reason: string;
+  readonly generation: number;
+  readonly attributes: Record<string, unknown>;
+  /** Child stack of a nested resource (groups, OS::Heat::Stack, template resources). */
+  readonly nestedStackId?: string;
+}
+
+interface RegistryEntry {
+  tenant: string;
+  name: string;
+  gen: number;
+  deleted?: boolean;
+  /** Generation whose spec (in the spec store) is the current desired one. */
+  specGen: number;
+  /** The desired spec before it (what `cancel` returns to). */
+  prevSpecGen?: number;
+  /** The current spec carries group capacity overrides (an update must read it to carry them). */
+  overridden?: boolean;
+}
+
+/** A generation's desired state as kept in the spec store. */
+interface SpecDoc {
+  spec: StackSpec;
+  /** group.capacity.set: `count` of a group, valid while the template's own count stays `base`. */
+  overrides?: Record<string, { count: number; base: unknown }>;
+}
+
+const NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+/** Spec store chunk size: well below nats-server's default 1 MiB max_payload. */
+const SPEC_CHUNK_BYTES = 256 * 1024;
+/** Types whose size `setGroupCapacity` overrides. */
+const GROUP_TYPES: ReadonlySet<string> = new Set(['OS::Heat::ResourceGroup', AUTOSCALING_GROUP]);
+
+const NO_DEPS: DepView = { has: () => false, ref: () => undefined, attr: () => undefined, allAttrs: () => undefined };
+
+export class Engine {
+  private readonly log: Logger;
+  private kv!: KV;
+  private specs!: KV;
+  private stateKv!: KV;
+  private js!: JetStreamClient;
+  private runtime: Runtime | undefined;
+  readonly types: TypeRegistry;
+  private readonly template: TemplateAdapter = new HotTemplateAdapter();
+  private readonly prefix: string;
+  private readonly partitions: number;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly opts: EngineOptions,
+  ) {
+    this.log = opts.logger ?? createLogger('engine');
+    this.prefix = opts.prefix ?? 'kiln';
+    this.partitions = opts.partitions ?? 64;
+    this.types = new TypeRegistry([...builtinTypes, ...autoscalingTypes, ...(opts.types ?? [])]);
+  }
+
+  static async start(opts: EngineOptions = {}): Promise<Engine> {
+    const nc =
+      opts.connection ??
+      (await connect({
+        servers: opts.servers ?? '127.0.0.1:4222',
+        ...(opts.user !== undefined ? { user: opts.user } : {}),
+        ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
+        ...(opts.token !== undefined ? { token: opts.token } : {}),
+        name: `kiln-engine${opts.nodeId ? `-${opts.nodeId}` : ''}`,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      }));
+    const e = new Engine(nc, !opts.connection, opts);
+    await e.init();
+    return e;
+  }
+
+  private get replicas(): 1 | 3 {
+    return this.opts.replicas ?? 1;
+  }
+
+  private async init(): Promise<void> {
+    const tree = this.opts.tree ?? DEFAULT_TREE;
+    const template = this.template;
+    const heal: HealConfig = { ...DEFAULT_HEAL, ...this.opts.heal };
+    if (this.opts.worker !== false) {
+      this.runtime = await Runtime.start({
+        connection: this.nc,
+        behaviors: [stackBehavior({ template, types: this.types, tree, heal }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
+        tasks: { provider: this.providerTask() },
+        partitions: this.partitions,
+        prefix: this.prefix,
+        replicas: this.replicas,
+        ...(this.opts.leaseMs ? { leaseMs: this.opts.leaseMs } : {}),
+        ...(this.opts.nodeId ? { nodeId: this.opts.nodeId } : {}),
+        logger: this.log,
+      });
+    }
+    this.js = jetstream(this.nc, { timeout: 10_000 });
+    const kvm = new Kvm(this.js);
+    const replicas = this.replicas;
+    this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 1, replicas });
+    this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas });
+    // The runtime's state bucket: read-only here (actor states for getStack/listResources).
+    this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas });
+  }
+
+  /** Runs `task` provider actions; errors carry the provider's classification. */
+  private providerTask(): TaskHandler {
+    return async (input: unknown, ctx: TaskContext) => {
+      const { type: typeName, action, request } = input as { type: string; action: 'create' | 'update' | 'delete' | 'observe'; request: ActionRequest };
+      const type = this.types.get(typeName);
+      if (!type || type.kind !== 'task') throw new KilnError('RESOURCE_TYPE_UNKNOWN', `The Resource Type (${typeName}) could not be found.`);
+      try {
+        if (action === 'delete') {
+          await type.delete(request, ctx);
+          return { physicalId: null, attrs: {} };
+        }
+        if (action === 'observe') return type.observe ? await type.observe(request, ctx) : { physicalId: request.physicalId ?? null, attrs: request.attrs ?? {} };
+        return action === 'create' ? await type.create(request, ctx) : await type.update(request, ctx);
+      } catch (e) {
+        const c = type.classify(e);
+        throw Object.assign(new Error(c.message), { code: taskErrorCode(c), ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}) });
+      }
+    };
+  }
+
+  /** Puts a message in an actor's mailbox (the runtime's mailbox stream; works without a local node). */
+  private async send(to: string, msg: unknown): Promise<void> {
+    if (this.runtime) return this.runtime.send(to, msg);
+    const key = actorKey(to);
+    const i = randomUUID();
+    await this.js.publish(`${this.prefix}.mbox.${partitionOf(to, this.partitions)}.${key}`, encode({ i, m: msg }), { msgID: i });
+  }
+
+  private async readState<T>(address: string): Promise<T | null> {
+    if (this.runtime) return (await this.runtime.read(address)) as T | null;
+    const e = await this.stateKv.get(actorKey(address));
+    if (!e || e.operation !== 'PUT') return null;
+    const rec = decode<{ s?: unknown; d?: boolean }>(e.value);
+    return rec && !rec.d ? ((rec.s as T) ?? null) : null;
+  }
+
+  private async entry(id: string): Promise<{ value: RegistryEntry; revision: number } | null> {
+    if (!/^[A-Za-z0-9_-]+$/.test(id)) return null;
+    const e = await this.kv.get(`id.${id}`);
+    if (!e || e.operation !== 'PUT') return null;
+    return { value: decode<RegistryEntry>(e.value), revision: e.revision };
+  }
+
+  /**
+   * The desired spec of a generation, stored once per generation in `<prefix>_specs` as chunks
+   * (`<id>.<gen>.<i>`) plus a small head (`<id>.<gen>`), so neither the mailbox message history
+   * nor the supervisor's record has to carry it and a template larger than a third of
+   * max_payload still works.
+   */
+  private async putSpec(id: string, gen: number, doc: SpecDoc): Promise<void> {
+    const bytes = encode(doc);
+    const n = Math.max(1, Math.ceil(bytes.length / SPEC_CHUNK_BYTES));
+    await Promise.all(Array.from({ length: n }, (_, i) => this.specs.put(`${id}.${gen}.${i}`, bytes.subarray(i * SPEC_CHUNK_BYTES, (i + 1) * SPEC_CHUNK_BYTES))));
+    await this.specs.put(`${id}.${gen}`, encode({ chunks: n, size: bytes.length }));
+  }
+
+  private async getSpec(id: string, gen: number): Promise<SpecDoc> {
+    const head = await this.specs.get(`${id}.${gen}`);
+    if (!head || head.operation !== 'PUT') throw new KilnError('STACK_NOT_FOUND', `The desired state of stack ${id} generation ${gen} is not stored`);
+    const { chunks, size } = decode<{ chunks: number; size: number }>(head.value);
+    const parts = await Promise.all(Array.from({ length: chunks }, (_, i) => this.specs.get(`${id}.${gen}.${i}`)));
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      if (!p || p.operation !== 'PUT') throw new KilnError('STACK_NOT_FOUND', `The desired state of stack ${id} generation ${gen} is incomplete`);
+      bytes.set(p.value, at);
+      at += p.value.length;
+    }
+    return decode<SpecDoc>(bytes);
+  }
+
+  /** Removes a generation's spec (best effort: a leftover costs storage, not correctness). */
+  private async dropSpec(id: string, gen: number): Promise<void> {
+    try {
+      const head = await this.specs.get(`${id}.${gen}`);
+      const chunks = head && head.operation === 'PUT' ? decode<{ chunks: number }>(head.value).chunks : 0;
+      await Promise.all([this.specs.purge(`${id}.${gen}`), ...Array.from({ length: chunks }, (_, i) => this.specs.purge(`${id}.${gen}.${i}`))]);
+    } catch (e) {
+      this.log.warn({ stack: id, generation: gen, err: String(e) }, 'spec cleanup failed');
+    }
+  }
+
+  /** A stack id from an id, a default-tenant name or a (tenant, name). */
+  async resolve(ref: StackRef): Promise<string> {
+    if (typeof ref === 'string' && (await this.entry(ref))) return ref;
+    const { tenant, name } = typeof ref === 'string' ? { tenant: DEFAULT_TENANT, name: ref } : ref;
+    if (NAME_RE.test(name) && TENANT_PATTERN.test(tenant)) {
+      const byName = await this.kv.get(`name.${tenant}.${name}`);
+      if (byName && byName.operation === 'PUT') return byName.string();
+    }
+    throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
+  }
+
+  private checkIdentity(tenant: string, name: string): void {
+    if (!TENANT_PATTERN.test(tenant)) throw new KilnError('REQUEST_INVALID', `Invalid tenant ${tenant}: must match ${TENANT_PATTERN.source}`, { path: 'tenant' });
+    if (!NAME_RE.test(name)) throw new KilnError('REQUEST_INVALID', `Invalid stack name ${name}: must start with a letter and contain only letters, digits, '_', '-' and '.'`, { path: 'name' });
+  }
+
+  async createStack(req: StackRequest): Promise<GenerationRef> {
+    const { name, tenant = DEFAULT_TENANT, ...spec } = req;
+    return this.begin(tenant, name, 'create', { spec });
+  }
+
+  /**
+   * Creates a stack from abandon data: resources named there are taken over with their
+   * physical ids (and attributes) instead of being created; nested resources (groups, nested
+   * stacks) are created anew.
+   */
+  async adoptStack(req: AdoptRequest): Promise<GenerationRef> {
+    const { name, tenant = DEFAULT_TENANT, adoptData, ...spec } = req;
+    const adopt: Record<string, AdoptedResource> = {};
+    for (const [rname, r] of Object.entries(adoptData.resources ?? {})) {
+      if (!r || typeof r !== 'object') continue;
+      if (r.type !== undefined && this.types.get(r.type)?.kind === 'nested') continue;
+      adopt[rname] = { physicalId: typeof r.resource_id === 'string' ? r.resource_id : null, attrs: r.attributes && typeof r.attributes === 'object' ? r.attributes : {} };
+    }
+    return this.begin(tenant, name, 'adopt', { spec }, adopt);
+  }
+
+  private async begin(tenant: string, name: string, op: 'create' | 'adopt', doc: SpecDoc, adopt?: Record<string, AdoptedResource>): Promise<GenerationRef> {
+    this.checkIdentity(tenant, name);
+    const id = randomUUID();
+    try {
+      await this.kv.create(`name.${tenant}.${name}`, id);
+    } catch {
+      throw new KilnError('STACK_EXISTS', `The Stack (${name}) already exists.`);
+    }
+    await this.putSpec(id, 1, doc);
+    await this.kv.create(`id.${id}`, encode({ tenant, name, gen: 1, specGen: 1 } satisfies RegistryEntry));
+    await this.send(stackAddress(id), { kind: 'setDesired', op, gen: 1, name, tenant, spec: doc.spec, ...(adopt ? { adopt } : {}) } satisfies StackMsg);
+    return { id, name, generation: 1 };
+  }
+
+  /** A new desired spec; group capacity overrides survive while the group's own count is unchanged. */
+  updateStack(ref: StackRef, spec: StackSpec): Promise<GenerationRef> {
+    return this.bump(ref, 'update', async (load, e) => (e.value.overridden ? this.carryOverrides(await load(), spec) : { spec }));
+  }
+
+  /** Heat's PATCH: parameters merged into the stored ones; template/environment/files replaced only when given. */
+  patchStack(ref: StackRef, patch: Partial<StackSpec>): Promise<GenerationRef> {
+    return this.bump(ref, 'patch', async (load) => {
+      const cur = await load();
+      const given = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<StackSpec>;
+      const spec: StackSpec = { ...cur.spec, ...given, parameters: { ...(cur.spec.parameters ?? {}), ...(patch.parameters ?? {}) } };
+      return this.carryOverrides(cur, spec);
+    });
+  }
+
+  deleteStack(ref: StackRef): Promise<GenerationRef> {
+    return this.bump(ref, 'delete', null);
+  }
+
+  /**
+   * Re-targets the stack to the desired state before the current one, as a new generation
+   * (newest wins: in-flight work re-targets). A stack with one desired state so far re-asserts it.
+   */
+  cancelUpdate(ref: StackRef): Promise<GenerationRef> {
+    return this.bump(ref, 'cancel', async (_load, e) => this.getSpec(e.id, e.value.prevSpecGen ?? e.value.specGen));
+  }
+
+  /**
+   * Sets a ResourceGroup's desired member count as a new generation. The count is stored as an
+   * override in the desired state: later updates keep it while they leave the template's own
+   * count unchanged; one that changes it wins (newest wins).
+   */
+  setGroupCapacity(ref: StackRef, group: string, capacity: number): Promise<GenerationRef> {
+    if (!Number.isInteger(capacity) || capacity < 0) throw new KilnError('REQUEST_INVALID', `capacity must be a non-negative integer, got ${capacity}`, { path: 'capacity' });
+    return this.bump(ref, 'update', async (load, e) => {
+      const cur = await load();
+      const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
+      const r = plan.resources.find((x) => x.name === group);
+      if (!r || !GROUP_TYPES.has(this.types.get(r.type)?.name ?? r.type)) {
+        throw new KilnError('RESOURCE_NOT_FOUND', `The ResourceGroup (${group}) could not be found in Stack ${e.value.name}.`, { path: 'group' });
+      }
+      return { ...cur, overrides: { ...(cur.overrides ?? {}), [group]: { count: capacity, base: this.groupCount(r, plan.scope) } } };
+    });
+  }
+
+  /** The count a group's template gives it (the value when it resolves without resources, else the expression). */
+  private groupCount(r: PlannedResource, scope: ResolveScope): unknown {
+    const p = r.properties && typeof r.properties === 'object' ? (r.properties as Record<string, unknown>) : {};
+    const expr = r.type === AUTOSCALING_GROUP ? (p.desired_capacity ?? p.min_size) : p.count;
+    try {
+      const v = this.template.resolve(expr ?? 1, scope, NO_DEPS);
+      return 'value' in v ? v.value : expr;
+    } catch {
+      return expr;
+    }
+  }
+
+  private carryOverrides(cur: SpecDoc, spec: StackSpec): SpecDoc {
+    if (!cur.overrides) return { spec };
+    let plan;
+    try {
+      plan = this.template.plan(spec, { stackId: 'overrides', stackName: 'overrides' });
+    } catch {
+      return { spec }; // an invalid spec fails in the supervisor with its own error
+    }
+    const overrides: NonNullable<SpecDoc['overrides']> = {};
+    for (const [name, o] of Object.entries(cur.overrides)) {
+      const r = plan.resources.find((x) => x.name === name);
+      if (r && deepEqual(this.groupCount(r, plan.scope), o.base)) overrides[name] = o;
+    }
+    return Object.keys(overrides).length ? { spec, overrides } : { spec };
+  }
+
+  private async bump(
+    ref: StackRef,
+    op: StackOp,
+    /** The new desired spec, given a loader of the current one; null for a delete. */
+    next: ((load: () => Promise<SpecDoc>, e: { id: string; value: RegistryEntry }) => Promise<SpecDoc>) | null,
+  ): Promise<GenerationRef> {
+    const id = await this.resolve(ref);
+    for (let attempt = 0; ; attempt++) {
+      const e = await this.entry(id);
+      if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
+      const gen = e.value.gen + 1;
+      const doc = next ? await next(() => this.getSpec(id, e.value.specGen), { id, value: e.value }) : null;
+      const entry: RegistryEntry = {
+        tenant: e.value.tenant,
+        name: e.value.name,
+        gen,
+        ...(op === 'delete' ? { deleted: true } : {}),
+        specGen: doc ? gen : e.value.specGen,
+        ...(doc ? { prevSpecGen: e.value.specGen } : e.value.prevSpecGen !== undefined ? { prevSpecGen: e.value.prevSpecGen } : {}),
+        ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
+      };
+      if (doc) await this.putSpec(id, gen, doc);
+      try {
+        await this.kv.update(`id.${id}`, encode(entry), e.revision);
+      } catch (err) {
+        if (doc) await this.dropSpec(id, gen);
+        if (attempt < 20) continue; // a concurrent writer took this generation: take the next
+        throw new KilnError('CONFLICT', `Stack ${e.value.name} is being changed concurrently`, { cause: err });
+      }
+      // Only the current and the previous desired states are ever read again.
+      if (doc && e.value.prevSpecGen !== undefined && e.value.prevSpecGen !== e.value.specGen) await this.dropSpec(id, e.value.prevSpecGen);
+      // The name is free again once a delete is accepted (Heat: after DELETE_COMPLETE), and no
+      // desired spec of the stack will be read again.
+      if (op === 'delete') {
+        await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
+        await Promise.all([e.value.specGen, e.value.prevSpecGen].filter((g) => g !== undefined).map((g) => this.dropSpec(id, g)));
+      }
+      const overrides = doc?.overrides ? Object.fromEntries(Object.entries(doc.overrides).map(([k, o]) => [k, o.count])) : undefined;
+      await this.send(stackAddress(id), {
+        kind: 'setDesired',
+        op,
+        gen,
+        name: e.value.name,
+        tenant: e.value.tenant,
+        ...(doc ? { spec: doc.spec } : {}),
+        ...(overrides ? { overrides } : {}),
+      } satisfies StackMsg);
+      return { id, name: e.value.name, generation: gen };
+    }
+  }
+
+  async getStack(ref: StackRef): Promise<StackInfo> {
+    const id = await this.resolveAny(ref);
+    const reg = await this.entry(id);
+    const s = await this.readState<StackState>(stackAddress(id));
+    const gen = Math.max(reg?.value.gen ?? 0, s?.gen ?? 0);
+    // The supervisor has not seen the newest generation yet: it is converging to it.
+    const behind = !s || s.gen < gen;
+    const counts = { total: 0, settled: 0, failed: 0, deleted: 0 };
+    for (const sh of Object.values(s?.shards ?? {})) {
+      counts.total += sh.total;
+      counts.settled += sh.settled;
+      counts.failed += sh.failed;
+      counts.deleted += sh.gone;
+    }
+    const action = behind ? (reg?.value.deleted ? 'DELETE' : gen === 1 ? 'CREATE' : 'UPDATE') : s.action;
+    const heat = behind ? 'IN_PROGRESS' : s.heatStatus;
+    return {
+      id,
+      tenant: reg?.value.tenant ?? s?.tenant ?? DEFAULT_TENANT,
+      name: reg?.value.name ?? s?.name ?? '',
+      generation: gen,
+      status: behind ? 'CONVERGING' : s.status,
+      stackStatus: `${action}_${heat}`,
+      reason: behind ? '' : s.reason,
+      outputs: (behind ? {} : (s.outputs as Record<string, unknown>)) ?? {},
+      resources: counts,
+      createdAt: s?.createdAt ?? 0,
+      updatedAt: s?.updatedAt ?? 0,
+    };
+  }
+
+  /** The tenant's stacks (not deleted), by name; paged with an opaque cursor. */
+  async listStacks(tenant: string, o: ListStacksOptions = {}): Promise<{ stacks: StackInfo[]; nextCursor?: string }> {
+    const limit = Math.max(1, o.limit ?? 100);
+    const names = (await this.stackNames(tenant)).filter((n) => o.cursor === undefined || n > o.cursor);
+    const stacks: StackInfo[] = [];
+    let last: string | undefined;
+    for (const n of names) {
+      if (stacks.length >= limit) break;
+      last = n;
+      if (o.name !== undefined && n !== o.name) continue;
+      const s = await this.getStack({ tenant, name: n }).catch((e: unknown) => {
+        if ((e as KilnError).code === 'STACK_NOT_FOUND') return undefined; // deleted meanwhile
+        throw e;
+      });
+      if (s && (o.status === undefined || s.stackStatus === o.status)) stacks.push(s);
+    }
+    return last !== undefined && last !== names.at(-1) ? { stacks, nextCursor: last } : { stacks };
+  }
+
+  async countStacks(tenant: string): Promise<number> {
+    return (await this.stackNames(tenant)).length;
+  }
+
+  private async stackNames(tenant: string): Promise<string[]> {
+    if (!TENANT_PATTERN.test(tenant)) return [];
+    const prefix = `name.${tenant}.`;
+    const out: string[] = [];
+    for await (const k of await this.kv.keys(`${prefix}>`)) out.push(k.slice(prefix.length));
+    return out.sort();
+  }
+
+  /** Like resolve, but also finds deleted stacks (by id) and nested stacks (no registry entry). */
+  private async resolveAny(ref: StackRef): Promise<string> {
+    try {
+      return await this.resolve(ref);
+    } catch (e) {
+      if (typeof ref === 'string' && (await this.readState(stackAddress(ref)))) return ref;
+      throw e;
+    }
+  }
+
+  async listResources(ref: StackRef): Promise<ResourceInfo[]> {
+    const id = await this.resolveAny(ref);
+    const s = await this.readState<StackState>(stackAddress(id));
+    if (!s) return [];
+    const names: string[] = s.group ? groupMemberNames(s) : [...s.known];
+    const states = await Promise.all(names.map((n) => this.readState<ResourceState>(resourceAddress(id, n))));
+    const out: ResourceInfo[] = [];
+    names.forEach((name, i) => {
+      const r = states[i];
+      if (!r || (!r.current && r.def === null)) return;
+      out.push({
+        name,
+        type: r.current?.type ?? r.def?.type ?? '',
+        physicalId: r.current?.physicalId ?? null,
+        status: `${r.action}_${r.status}`,
+        reason: r.reason,
+        generation: r.gen,
+        attributes: r.current?.attrs ?? {},
+        ...(r.current?.child ? { nestedStackId: r.current.child } : {}),
+      });
+    });
+    return out;
+  }
+
+  /** Events of a stack from a stream sequence (inclusive); `seq` of the last one lets a client resume. */
+  async events(ref: StackRef, fromSeq = 1, limit = 10_000): Promise<Array<{ seq: number; event: EngineEvent }>> {
+    const id = await this.resolveAny(ref);
+    const tenant = (await this.entry(id))?.value.tenant ?? (await this.readState<StackState>(stackAddress(id)))?.tenant ?? DEFAULT_TENANT;
+    const jsm = await jetstreamManager(this.nc);
+    const subject = `${EVENTS_PREFIX}.${tenant}.${encodeToken(id)}.*`;
+    const stream = await jsm.streams.find(subject);
+    const info = await jsm.streams.info(stream);
+    const out: Array<{ seq: number; event: EngineEvent }> = [];
+    if (info.state.last_seq < fromSeq) return out;
+    const consumer = await this.js.consumers.get(stream, { filter_subjects: subject, opt_start_seq: Math.max(1, fromSeq) });
+    const iter = await consumer.fetch({ max_messages: limit, expires: 2_000 });
+    for await (const m of iter) {
+      out.push({ seq: m.seq, event: decode<EngineEvent>(m.data) });
+      if (m.info.pending === 0 || out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** The actor address of a resource named by a name or a nested path (`group/3`, `app/db`). */
+  private async resourceOf(ref: StackRef, path: string): Promise<{ address: string; state: ResourceState }> {
+    let stackId = await this.resolveAny(ref);
+    const parts = path.split('/');
+    for (let i = 0; ; i++) {
+      const address = resourceAddress(stackId, parts[i]!);
+      const r = await this.readState<ResourceState>(address);
+      if (!r || !r.current) break;
+      if (i === parts.length - 1) return { address, state: r };
+      if (!r.current.child) break;
+      stackId = r.current.child;
+    }
+    throw new KilnError('RESOURCE_NOT_FOUND', `The Resource (${path}) could not be found in Stack ${typeof ref === 'string' ? ref : ref.name}.`, { path: 'resource' });
+  }
+
+  /** Signals a resource (WaitConditionHandle): the data lands in the handle's attributes. */
+  async signal(ref: StackRef, resourceName: string, data: unknown): Promise<void> {
+    const { address, state } = await this.resourceOf(ref, resourceName);
+    if (state.current?.type === SCALING_POLICY) return this.scalingSignal(state, address);
+    await this.send(address, { kind: 'signal', data });
+  }
+
+  /**
+   * A scaling policy was signalled: a new desired capacity for its group (a generation with the
+   * group's capacity override, like setGroupCapacity), from the newest capacity asked for; ignored
+   * during the policy's cooldown (Heat). Never refused because a scale is in flight.
+   */
+  private async scalingSignal(policy: ResourceState, address: string): Promise<void> {
+    const props = policy.current!.props;
+    const group = Object.entries(policy.deps).find(([, x]) => x.ref === props.auto_scaling_group_id)?.[0];
+    if (!group) throw new KilnError('RESOURCE_NOT_FOUND', `The scaling group of policy ${policy.name} could not be found.`, { path: 'auto_scaling_group_id' });
+    const now = Date.now();
+    const cooldownMs = Number(props.cooldown ?? 0) * 1000;
+    const last = Number(policy.current!.attrs.last_adjustment_at ?? 0);
+    if (cooldownMs > 0 && now - last < cooldownMs) return;
+    await this.bump(policy.stackId, 'update', async (load, e) => {
+      const cur = await load();
+      const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
+      const r = plan.resources.find((x) => x.name === group);
+      if (!r || r.type !== AUTOSCALING_GROUP) throw new KilnError('RESOURCE_NOT_FOUND', `The AutoScalingGroup (${group}) could not be found in Stack ${e.value.name}.`, { path: 'auto_scaling_group_id' });
+      const gp = r.properties && typeof r.properties === 'object' ? (r.properties as Record<string, unknown>) : {};
+      const num = (expr: unknown) => {
+        const v = this.template.resolve(expr ?? null, plan.scope, NO_DEPS);
+        return 'value' in v ? Number(v.value) : NaN;
+      };
+      const min = num(gp.min_size);
+      const max = num(gp.max_size);
+      const current = cur.overrides?.[group]?.count ?? asgCapacity({ min_size: min, max_size: max, desired_capacity: gp.desired_capacity === undefined ? undefined : num(gp.desired_capacity) });
+      const next = scaledCapacity(current, props, min, max);
+      return { ...cur, overrides: { ...(cur.overrides ?? {}), [group]: { count: next, base: this.groupCount(r, plan.scope) } } };
+    });
+    await this.send(address, { kind: 'signal', data: { scaledAt: now } } satisfies ResourceMsg);
+  }
+
+  /**
+   * Heat's check: the resource (or every resource of the stack, nested ones included) observes
+   * its physical resource now; drift found is repaired as heal does (events say what was found).
+   */
+  async check(ref: StackRef, resource?: string): Promise<void> {
+    const checkStack = async (stackId: string): Promise<void> => {
+      const rs = await this.listResources(stackId);
+      await Promise.all(rs.map((r) => (r.nestedStackId ? checkStack(r.nestedStackId) : this.send(resourceAddress(stackId, r.name), { kind: 'check' } satisfies ResourceMsg))));
+    };
+    if (resource === undefined) return checkStack(await this.resolveAny(ref));
+    const { address, state } = await this.resourceOf(ref, resource);
+    if (state.current?.child) return checkStack(state.current.child);
+    await this.send(address, { kind: 'check' } satisfies ResourceMsg);
+  }
+
+  /**
+   * Heat's mark-unhealthy: the resource's current physical resource is replaced (create the new
+   * one, then delete the old) — here at once (through a repair permit, as heal) rather than at
+   * the next stack update.
+   */
+  async markUnhealthy(ref: StackRef, resource: string, reason = ''): Promise<void> {
+    const { address } = await this.resourceOf(ref, resource);
+    await this.send(address, { kind: 'unhealthy', reason } satisfies ResourceMsg);
+  }
+
+  /**
+   * Heat's abandon: the stack is forgotten (its name is freed, its actors wind down) and its
+   * resources are left as they are; the result is the data `adoptStack` takes.
+   */
+  async abandonStack(ref: StackRef): Promise<AbandonData> {
+    const id = await this.resolve(ref);
+    const e = await this.entry(id);
+    if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
+    const [info, doc, resources] = await Promise.all([this.getStack(id), this.getSpec(id, e.value.specGen), this.listResources(id)]);
+    const [action = 'CREATE', ...status] = info.stackStatus.split('_');
+    const data: AbandonData = {
+      id,
+      name: e.value.name,
+      tenant: e.value.tenant,
+      action,
+      status: status.join('_'),
+      template: doc.spec.template,
+      ...(doc.spec.environment !== undefined ? { environment: doc.spec.environment } : {}),
+      ...(doc.spec.parameters !== undefined ? { parameters: doc.spec.parameters } : {}),
+      ...(doc.spec.files !== undefined ? { files: doc.spec.files } : {}),
+      resources: Object.fromEntries(
+        resources.map((r) => {
+          const [ra = 'CREATE', ...rs] = r.status.split('_');
+          return [r.name, { name: r.name, resource_id: r.physicalId, type: r.type, action: ra, status: rs.join('_'), metadata: {}, resource_data: {}, attributes: r.attributes }];
+        }),
+      ),
+    };
+    try {
+      await this.kv.delete(`id.${id}`, { previousSeq: e.revision });
+    } catch (err) {
+      throw new KilnError('CONFLICT', `Stack ${e.value.name} changed while being abandoned; try again`, { cause: err });
+    }
+    await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
+    await Promise.all([this.dropSpec(id, e.value.specGen), ...(e.value.prevSpecGen !== undefined ? [this.dropSpec(id, e.value.prevSpecGen)] : [])]);
+    // The actors wind down like a delete whose resources forget instead of deleting (nested stacks too).
+    await this.send(stackAddress(id), { kind: 'setDesired', op: 'abandon', gen: e.value.gen + 1, name: e.value.name, tenant: e.value.tenant } satisfies StackMsg);
+    return data;
+  }
+
+  metrics(): ReturnType<Runtime['metrics']> | null {
+    return this.runtime?.metrics() ?? null;
+  }
+
+  async stop(): Promise<void> {
+    await this.runtime?.stop();
+    if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
+  }
+}
+
+/** Group members that may exist: every index below the high-water mark. */
+function groupMemberNames(s: StackState): string[] {
+  const n = s.highWater;
+  return Array.from({ length: n }, (_, i) => String(i));
+}
+
+/** Signal entry point for the API layer: `signalResource(engine, stack, resource, data)`. */
+export function signalResource(engine: Engine, stack: StackRef, resource: string, data: unknown): Promise<void> {
+  return engine.signal(stack, resource, data);
+}

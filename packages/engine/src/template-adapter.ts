@@ -1,0 +1,187 @@
+/**
+ * The TemplateAdapter over @kiln/template: planning builds the StackDefinition once per
+ * generation; resolving a single expression (a resource's properties, an output) builds a tiny
+ * stack holding that expression as an output, the scope's parameters, conditions and files, and
+ * stubs for the referenced resources whose data comes from the dependency messages. That keeps
+ * the whole function layer (all intrinsics, all versions) in @kiln/template, with no second
+ * implementation here. (A direct `resolveValue(raw, scope, source)` export from @kiln/template
+ * would make this cheaper; see docs/engine.md.)
+ */
+import { KilnError } from '@kiln/core';
+import {
+  Environment,
+  StackDefinition,
+  Template,
+  collectPending,
+  pending,
+  parseEnvironmentText,
+  parseTemplateText,
+  type EnvironmentInput,
+  type ResourceDataSource,
+} from '@kiln/template';
+import type { DepView, NestedTemplate, PlannedResource, Resolved, StackPlan, TemplateAdapter } from './spec.js';
+import type { ResolveScope, StackSpec } from './types.js';
+
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function templateObject(t: unknown): Record<string, unknown> {
+  if (typeof t === 'string') return parseTemplateText(t);
+  if (isMap(t)) return t;
+  throw new KilnError('TEMPLATE_INVALID', 'The template must be a map or a YAML/JSON text');
+}
+
+function environmentInput(e: unknown): EnvironmentInput | undefined {
+  if (e === undefined || e === null) return undefined;
+  if (typeof e === 'string') return parseEnvironmentText(e, 'environment');
+  return e as EnvironmentInput;
+}
+
+/** Names referenced by get_resource/get_attr (and CFN Ref/Fn::GetAtt) inside a raw expression; `attrsOnly`: get_attr only. */
+export function referencedNames(raw: unknown, out = new Set<string>(), attrsOnly = false): Set<string> {
+  if (Array.isArray(raw)) {
+    for (const v of raw) referencedNames(v, out, attrsOnly);
+  } else if (isMap(raw)) {
+    const keys = Object.keys(raw);
+    if (keys.length === 1) {
+      const k = keys[0]!;
+      const v = raw[k];
+      if (!attrsOnly && (k === 'get_resource' || k === 'Ref') && typeof v === 'string') out.add(v);
+      else if ((k === 'get_attr' || k === 'Fn::GetAtt') && Array.isArray(v) && typeof v[0] === 'string') out.add(v[0]);
+    }
+    for (const v of Object.values(raw)) referencedNames(v, out, attrsOnly);
+  }
+  return out;
+}
+
+/** Every intrinsic function name of any HOT version (CFN forms start with `Fn::`). */
+const FUNCTION_NAMES = new Set([
+  'get_param', 'get_resource', 'get_attr', 'get_file', 'list_join', 'str_replace', 'str_replace_strict',
+  'str_replace_vstrict', 'str_split', 'resource_facade', 'repeat', 'digest', 'map_merge', 'map_replace',
+  'if', 'yaql', 'equals', 'not', 'and', 'or', 'filter', 'make_url', 'list_concat', 'list_concat_unique',
+  'contains', 'Ref',
+]);
+
+/** Whether a raw value holds anything that could be a function call (a one-key map named like one). */
+function mayCallFunctions(raw: unknown): boolean {
+  if (Array.isArray(raw)) return raw.some(mayCallFunctions);
+  if (isMap(raw)) {
+    const keys = Object.keys(raw);
+    if (keys.length === 1 && (FUNCTION_NAMES.has(keys[0]!) || keys[0]!.startsWith('Fn::'))) return true;
+    return keys.some((k) => mayCallFunctions(raw[k]));
+  }
+  return false;
+}
+
+function paramType(v: unknown): string {
+  if (typeof v === 'number') return 'number';
+  if (typeof v === 'boolean') return 'boolean';
+  if (typeof v === 'string') return 'string';
+  return 'json';
+}
+
+export class HotTemplateAdapter implements TemplateAdapter {
+  plan(spec: StackSpec, identity: { stackId: string; stackName: string }): StackPlan {
+    const files = spec.files ?? {};
+    const template = Template.from(templateObject(spec.template));
+    const env = environmentInput(spec.environment);
+    const stack = new StackDefinition(template, {
+      environment: new Environment(env),
+      params: spec.parameters ?? {},
+      files,
+      identity: { stackId: identity.stackId, stackName: identity.stackName },
+    });
+    const params: Record<string, unknown> = {};
+    for (const name of stack.parameters.names()) {
+      try {
+        params[name] = stack.parameters.get(name);
+      } catch {
+        // A parameter without a value is reported when (if) a resource reads it.
+      }
+    }
+    const scope: ResolveScope = {
+      version: stack.version,
+      params,
+      conditions: Object.fromEntries(stack.conditions),
+      files,
+      stackId: identity.stackId,
+      stackName: identity.stackName,
+    };
+    // Resources whose attributes something reads (groups collect member data only then).
+    const attrsRead = new Set<string>();
+    for (const def of stack.resources.values()) referencedNames([def.rawProperties, def.rawMetadata], attrsRead, true);
+    for (const o of stack.outputs.values()) if (o.enabled) referencedNames(template.outputs.get(o.name)?.value, attrsRead, true);
+    const resources: PlannedResource[] = [];
+    const nestedEnv = { parameter_defaults: stack.environment.paramDefaults, resource_registry: stack.environment.registry.raw };
+    const nested = (key: string, path: string): NestedTemplate => {
+      const text = files[key];
+      if (text === undefined) throw new KilnError('FILE_MISSING', `Could not fetch remote template "${key}": not in the files map`, { path });
+      return { template: parseTemplateText(text, { name: key }), files, environment: nestedEnv };
+    };
+    for (const def of stack.resources.values()) {
+      const nestedTemplate = def.resolved.template !== undefined ? nested(def.resolved.template, `resources.${def.name}.type`) : undefined;
+      let groupMember: PlannedResource['groupMember'];
+      const isAsg = def.resolved.type === 'OS::Heat::AutoScalingGroup';
+      const memberDef = isMap(def.rawProperties) ? def.rawProperties[isAsg ? 'resource' : 'resource_def'] : undefined;
+      if ((isAsg || def.resolved.type === 'OS::Heat::ResourceGroup') && isMap(memberDef) && typeof memberDef.type === 'string') {
+        const m = stack.environment.registry.resolve(memberDef.type);
+        groupMember = m.template !== undefined ? { type: m.type, nestedTemplate: nested(m.template, `resources.${def.name}.properties.resource_def.type`) } : { type: m.type };
+      }
+      resources.push({
+        name: def.name,
+        type: nestedTemplate ? '$template' : def.resolved.type,
+        properties: def.rawProperties ?? {},
+        requires: def.requires,
+        deletionPolicy: def.deletionPolicy,
+        updatePolicy: def.rawUpdatePolicy ?? null,
+        metadata: def.rawMetadata ?? null,
+        attributesRead: attrsRead.has(def.name),
+        ...(groupMember ? { groupMember } : {}),
+        ...(nestedTemplate ? { nestedTemplate } : {}),
+      });
+    }
+    const outputs: Record<string, { value: unknown; description?: string; requires: string[] }> = {};
+    for (const o of stack.outputs.values()) {
+      const raw = o.enabled ? template.outputs.get(o.name)?.value : null;
+      outputs[o.name] = {
+        value: raw ?? null,
+        ...(o.description !== undefined ? { description: o.description } : {}),
+        requires: [...referencedNames(raw)].filter((n) => stack.resources.has(n)),
+      };
+    }
+    return { resources, scope, outputs };
+  }
+
+  resolve(expr: unknown, scope: ResolveScope, deps: DepView): Resolved {
+    if (!mayCallFunctions(expr)) return { value: expr };
+    const names = [...referencedNames(expr)];
+    const parameters: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(scope.params)) parameters[k] = { type: paramType(v) };
+    const raw: Record<string, unknown> = {
+      heat_template_version: scope.version,
+      parameters,
+      resources: Object.fromEntries(names.map((n) => [n, { type: 'OS::Heat::None' }])),
+      outputs: { value: { value: expr } },
+    };
+    if (scope.version >= '2016-10-14' && Object.keys(scope.conditions).length > 0) {
+      // Conditions are already evaluated; true/false stand-ins that any version accepts.
+      raw.conditions = Object.fromEntries(Object.entries(scope.conditions).map(([k, v]) => [k, v ? { equals: [1, 1] } : { equals: [1, 2] }]));
+    }
+    const stack = new StackDefinition(Template.from(raw), {
+      params: scope.params,
+      files: scope.files,
+      identity: { stackId: scope.stackId, stackName: scope.stackName },
+    });
+    const source: ResourceDataSource = {
+      ref: (n) => deps.ref(n) ?? pending(`get_resource: ${n}`),
+      attr: (n, a, path) => {
+        const v = deps.attr(n, a, path);
+        return v === undefined ? pending(`get_attr: [${n}, ${a}]`) : v;
+      },
+      allAttrs: (n) => deps.allAttrs(n) ?? pending(`get_attr: [${n}]`),
+    };
+    const value = stack.resolveOutputs(source).value;
+    const pendings = collectPending(value);
+    if (pendings.length > 0) return { pending: pendings[0]! };
+    return { value };
+  }
+}

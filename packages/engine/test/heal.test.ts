@@ -1,0 +1,214 @@
+/**
+ * Heal decisions through the pure reducers: observe on a timer, gone -> recreate, broken ->
+ * replace, drifted -> update, data-holding types outside groups -> FAILED with the reason, group
+ * members always replaced, repairs rate-limited per stack, check and mark-unhealthy on the same path.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Sim } from './sim.js';
+import { RETRY_BASE_MS, type HealConfig, type ResourceType } from '../src/index.js';
+
+RETRY_BASE_MS.value = 100;
+
+const HEAL: HealConfig = { observeIntervalMs: 10_000, repairsPerSecond: 1, repairBurst: 2 };
+
+type Health = 'ok' | 'gone' | 'error' | 'drifted';
+
+/** A fake cloud behind a task type: objects by idempotency key, with a health the test sets. */
+function cloud(sim: () => Sim) {
+  const objects = new Map<string, { id: string; health: Health }>();
+  const calls: Array<{ action: string; key: string; at: number }> = [];
+  const type = (name: string): ResourceType => ({
+    kind: 'task',
+    name,
+    properties: { size: { type: 'integer', default: 1, updateAllowed: true } },
+    attributes: [],
+    create: async () => ({ physicalId: null, attrs: {} }),
+    update: async () => ({ physicalId: null, attrs: {} }),
+    delete: async () => undefined,
+    observe: async () => null,
+    classify: () => ({ code: 'INTERNAL', message: 'x', transient: false }),
+  });
+  const task = (input: unknown) => {
+    const i = input as { action: string; request: { idempotencyKey: string; physicalId?: string | null } };
+    const key = i.request.idempotencyKey;
+    calls.push({ action: i.action, key, at: sim().now });
+    switch (i.action) {
+      case 'create':
+        objects.set(key, { id: `id-${key}`, health: 'ok' });
+        return { physicalId: `id-${key}`, attrs: {} };
+      case 'update': {
+        const o = objects.get(key);
+        if (!o || o.health === 'gone') throw Object.assign(new Error('gone'), { code: 'RESOURCE_GONE' });
+        o.health = 'ok';
+        return { physicalId: o.id, attrs: {} };
+      }
+      case 'delete':
+        objects.delete(key);
+        return { physicalId: null, attrs: {} };
+      case 'observe': {
+        const o = objects.get(key);
+        if (!o || o.health === 'gone') return null;
+        const health =
+          o.health === 'error'
+            ? { state: 'error', reason: 'status ERROR', repair: 'replace' }
+            : o.health === 'drifted'
+              ? { state: 'drifted', drifted: ['name'], repair: 'update' }
+              : { state: 'ok', repair: 'none' };
+        return { physicalId: o.id, attrs: {}, health };
+      }
+    }
+    throw new Error(`unknown action ${i.action}`);
+  };
+  /** Sets the health of the live object of a resource (by its key prefix). */
+  const set = (resource: string, health: Health) => {
+    for (const [k, o] of objects) if (k.startsWith(`res/${resource}#`)) o.health = health;
+  };
+  return { objects, calls, type, task, set };
+}
+
+function world(types: string[] = ['Test::Server']) {
+  let sim: Sim;
+  const c = cloud(() => sim);
+  sim = new Sim({ extraTypes: types.map((t) => c.type(t)), task: c.task, heal: HEAL });
+  return { sim, c };
+}
+
+const hot = (resources: Record<string, unknown>) => ({ heat_template_version: '2016-10-14', resources });
+
+test('after READY each task resource observes on a jittered interval; a healthy one is left alone', () => {
+  const { sim, c } = world();
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' }, b: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'READY');
+  sim.run(60_000);
+  const observes = c.calls.filter((x) => x.action === 'observe');
+  assert.ok(observes.length >= 8 && observes.length <= 16, `about 60 s / 10 s per resource: ${observes.length}`);
+  const at = observes.filter((x) => x.key === 'res/s/a#0').map((x) => x.at);
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
+  assert.ok(gaps.every((g) => g >= 7_500 && g <= 12_500), 'interval jittered within [75 %, 125 %]');
+  assert.ok(new Set(gaps).size > 1, 'jittered');
+  assert.equal(c.calls.filter((x) => x.action !== 'observe').map((x) => x.action), ['create', 'create']);
+  assert.is(sim.stack('s').status, 'READY');
+});
+
+test('gone -> recreated (new incarnation), error -> replaced, drifted -> updated back; the stack converges again', () => {
+  const { sim, c } = world();
+  const template = hot({
+    gone: { type: 'Test::Server' },
+    broken: { type: 'Test::Server' },
+    drift: { type: 'Test::Server' },
+    user: { type: 'OS::Heat::TestResource', properties: { value: { get_resource: 'gone' } } },
+  });
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template } });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'READY');
+  c.set('s/gone', 'gone');
+  c.set('s/broken', 'error');
+  c.set('s/drift', 'drifted');
+  sim.run(13_000);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.ok(sim.events.some((e) => !e.resource && e.status === 'IN_PROGRESS' && e.reason === 'Repairing drift'), 'the stack showed converging');
+  assert.is(sim.resource('s', 'gone')!.current!.physicalId, 'id-res/s/gone#1', 'recreated as a new incarnation');
+  assert.is(sim.resource('s', 'broken')!.current!.physicalId, 'id-res/s/broken#1', 'replaced');
+  assert.is(sim.resource('s', 'drift')!.current!.physicalId, 'id-res/s/drift#0', 'same incarnation');
+  assert.ok(c.calls.some((x) => x.action === 'update' && x.key === 'res/s/drift#0'), 'updated back');
+  assert.is(c.objects.get('res/s/drift#0')!.health, 'ok');
+  assert.ok(c.calls.some((x) => x.action === 'delete' && x.key === 'res/s/broken#0'), 'the broken one deleted');
+  assert.is(sim.resource('s', 'user')!.deps.gone!.ref, 'id-res/s/gone#1', 'dependants see the new one');
+  assert.equal([...c.objects.keys()].sort(), ['res/s/broken#1', 'res/s/drift#0', 'res/s/gone#1']);
+  for (const n of ['gone', 'broken', 'drift']) {
+    assert.ok(sim.events.some((e) => e.resource === n && e.action === 'CHECK' && e.status === 'FAILED'), `a CHECK event for ${n}`);
+  }
+});
+
+test('repairs are rate-limited per stack: a mass failure is repaired at the permit rate', () => {
+  const { sim, c } = world();
+  const resources: Record<string, unknown> = {};
+  for (let i = 0; i < 10; i++) resources[`r${i}`] = { type: 'Test::Server' };
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot(resources) } });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'READY');
+  for (let i = 0; i < 10; i++) c.set(`s/r${i}`, 'gone');
+  const t0 = sim.now;
+  sim.run(30_000);
+  assert.is(sim.stack('s').status, 'READY');
+  const recreates = c.calls.filter((x) => x.action === 'create' && x.at > t0).map((x) => x.at).sort((a, b) => a - b);
+  assert.is(recreates.length, 10, 'every resource recreated once');
+  // Burst 2, then 1 per second: the k-th repair (k >= 2) starts no sooner than (k - 2) s after the first.
+  recreates.forEach((t, k) => assert.ok(t - recreates[0]! >= (k - 2) * 1000 - 1, `repair ${k} at +${t - recreates[0]!} ms`));
+  assert.is(c.objects.size, 10);
+});
+
+test('a broken data-holding resource outside a group fails the stack with a reason; inside a group it is replaced', () => {
+  const { sim, c } = world(['OS::Cinder::Volume']);
+  sim.setDesired('s', {
+    op: 'create',
+    name: 's',
+    spec: {
+      template: hot({
+        vol: { type: 'OS::Cinder::Volume' },
+        g: { type: 'OS::Heat::ResourceGroup', properties: { count: 2, resource_def: { type: 'OS::Cinder::Volume' } } },
+      }),
+    },
+  });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'READY');
+  const child = sim.resource('s', 'g')!.current!.child!;
+  c.set(`${child}/0`, 'error');
+  sim.run(13_000);
+  assert.is(sim.resource(child, '0')!.current!.physicalId, `id-res/${child}/0#1`, 'the member was replaced');
+  assert.is(sim.stack('s').status, 'READY');
+  c.set('s/vol', 'error');
+  sim.run(13_000);
+  assert.is(sim.stack('s').status, 'FAILED');
+  assert.match(sim.stack('s').reason, 'no right action exists');
+  assert.is(sim.resource('s', 'vol')!.current!.physicalId, 'id-res/s/vol#0', 'not replaced');
+});
+
+test('check observes at once; mark-unhealthy replaces through the same permit path', () => {
+  const { sim, c } = world();
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  c.set('s/a', 'gone');
+  sim.send('res/s/a', { kind: 'check' });
+  sim.run(100);
+  assert.is(sim.resource('s', 'a')!.current!.physicalId, 'id-res/s/a#1', 'recreated before the interval elapsed');
+  sim.send('res/s/a', { kind: 'unhealthy', reason: 'disk' });
+  sim.run(100);
+  assert.is(sim.resource('s', 'a')!.current!.physicalId, 'id-res/s/a#2');
+  assert.equal([...c.objects.keys()], ['res/s/a#2']);
+  assert.is(sim.stack('s').status, 'READY');
+});
+
+test('a create that completes after its resource was removed is still deleted (its type is kept)', () => {
+  const { sim, c } = world();
+  const b = sim.behaviors.get('res')!;
+  const ctx = (i: number) => ({ self: 'res/s/a', msgId: `m${i}`, now: 1_000 + i });
+  const desire = (gen: number, def: unknown) => ({ kind: 'desire', gen, parent: 'shard/s/n0', slot: 0, tenant: 'default', stackId: 's', stackName: 's', def, requires: [], dependants: [] });
+  const def = { type: 'Test::Server', properties: {}, scope: null, deletionPolicy: 'Delete', updatePolicy: null, metadata: null };
+  let r = b.reduce(b.initial('res/s/a'), desire(1, def), ctx(1));
+  const task = r.effects.find((e) => e.type === 'task') as { name: string } | undefined;
+  assert.ok(task, 'the create started');
+  r = b.reduce(r.state, desire(2, null), ctx(2));
+  r = b.reduce(r.state, { kind: '$task', name: task!.name, ok: true, value: { physicalId: 'phys-a', attrs: {} }, idempotencyKey: 'k' }, ctx(3));
+  const del = r.effects.find((e) => e.type === 'task') as { input: { action: string; request: { physicalId: string } } } | undefined;
+  assert.is(del?.input.action, 'delete', 'the late create is deleted, not forgotten');
+  assert.is(del?.input.request.physicalId, 'phys-a');
+  assert.ok(c);
+});
+
+test('a deleted stack stops observing (no timers left behind)', () => {
+  const { sim, c } = world();
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  sim.setDesired('s', { op: 'delete', name: 's' });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'DELETED');
+  const n = c.calls.length;
+  sim.run(60_000);
+  assert.is(c.calls.length, n);
+  assert.is(sim.resource('s', 'a'), undefined);
+});
+
+test.run();

@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Engine, StackInfo } from '../src/index.js';
+
+/** Polls `fn` every `everyMs` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Waits until the stack is at `gen` (or newer) and no longer converging. */
+export function settled(engine: Engine, id: string, gen: number, timeoutMs = 60_000): Promise<StackInfo> {
+  return waitFor(
+    async () => {
+      const s = await engine.getStack(id);
+      return s.generation >= gen && s.status !== 'CONVERGING' ? s : null;
+    },
+    `stack ${id} gen ${gen} to settle`,
+    timeoutMs,
+  );
+}
+
+const workerScript = fileURLToPath(new URL('./fixtures/worker.js', import.meta.url));
+
+/** Starts an engine process and waits for its "ready". */
+export function spawnWorker(url: string, nodeId: string, partitions = 16, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [workerScript, url, nodeId, String(partitions)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, KILN_LOG_LEVEL: process.env.KILN_LOG_LEVEL ?? 'warn', ...env },
+    });
+    const t = setTimeout(() => reject(new Error(`worker ${nodeId} not ready`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) {
+        clearTimeout(t);
+        resolve(child);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`worker ${nodeId} exited with ${code}`));
+    });
+  });
+}
+
+export function kill(child: ChildProcess, sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill(sig);
+  });
+}

@@ -1,0 +1,237 @@
+/**
+ * The one door between the resource types and a cloud endpoint/tenant: a client-side token
+ * bucket, in-task retries of transient API errors with backoff that honours Retry-After, and
+ * waits for asynchronous transitions that poll with backoff and stop when the task is aborted.
+ */
+import { KilnError, createLogger, type Logger } from '@kiln/core';
+import type { CallOptions, CloudClient, Kind, ObjectOf } from '@kiln/sim-cloud';
+import { RETRYABLE_API_CODES, TaskAbortedError } from './errors.js';
+import { ChangeWatcher, type ChangeFeed } from './watcher.js';
+
+export interface GatewayOptions {
+  /** Client-side limit on API calls to this endpoint/tenant (token bucket). Default 500/s, burst 1000. */
+  readonly rateLimit?: { readonly perSecond: number; readonly burst?: number };
+  /** How long a task keeps retrying transient API errors (outage, 429, 409) before it fails transiently. Default 60 s. */
+  readonly retryBudgetMs?: number;
+  readonly backoffBaseMs?: number;
+  readonly backoffMaxMs?: number;
+  /** Poll schedule while waiting for a transition: first delay, growing 1.5x up to the max. */
+  readonly pollInitialMs?: number;
+  readonly pollMaxMs?: number;
+  /** A server/volume/LB that has not settled after this long is treated as failed (stuck in BUILD). Default 15 min. */
+  readonly settleTimeoutMs?: number;
+  /** How long a delete waits for the object to be gone. Default 10 min. */
+  readonly deleteTimeoutMs?: number;
+  /**
+   * The cloud's change feed (e.g. the SimCloudClient itself). When given, waits wake on the
+   * object's change events and poll only every `fallbackPollMs` (default 5 s) as a safety net.
+   */
+  readonly changes?: ChangeFeed;
+  /**
+   * The cloud itself makes creates idempotent on the key (the sim does; OpenStack does not): skip
+   * the look-up by key before each create, a replayed create returns the first object. Saves one
+   * call per create. Default false.
+   */
+  readonly idempotentCreates?: boolean;
+  readonly fallbackPollMs?: number;
+  readonly logger?: Logger;
+}
+
+/** Sleeps, or rejects with TaskAbortedError as soon as the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new TaskAbortedError());
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new TaskAbortedError());
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Token bucket over API calls. A 429 from the cloud pauses the whole bucket until Retry-After,
+ * so every caller backs off together instead of each discovering the limit on its own.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private pausedUntil = 0;
+  readonly rate: number;
+  readonly burst: number;
+
+  constructor(perSecond: number, burst = perSecond) {
+    this.rate = perSecond;
+    this.burst = Math.max(1, burst);
+    this.tokens = this.burst;
+    this.last = Date.now();
+  }
+
+  private refill(now: number): void {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+    this.last = now;
+  }
+
+  /** Waits for a token. */
+  async take(signal?: AbortSignal): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      if (now < this.pausedUntil) {
+        await sleep(this.pausedUntil - now, signal);
+        continue;
+      }
+      this.refill(now);
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await sleep(Math.ceil(((1 - this.tokens) * 1000) / this.rate), signal);
+    }
+  }
+
+  /** No calls until `ms` from now (a 429's Retry-After). */
+  pause(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
+    this.tokens = 0;
+  }
+}
+
+/** What a wait's check says about the object it is looking at. */
+export type Settle = 'done' | 'pending' | { readonly failed: string };
+
+export class CloudGateway {
+  readonly bucket: TokenBucket;
+  readonly log: Logger;
+  private readonly o: Required<Omit<GatewayOptions, 'rateLimit' | 'logger' | 'changes' | 'idempotentCreates'>>;
+  readonly idempotentCreates: boolean;
+  private readonly watcher: ChangeWatcher | undefined;
+  /** API calls made through this gateway, by operation (for the "calls per resource" figure). */
+  readonly calls = new Map<string, number>();
+
+  constructor(
+    readonly client: CloudClient,
+    opts: GatewayOptions = {},
+  ) {
+    this.bucket = new TokenBucket(opts.rateLimit?.perSecond ?? 500, opts.rateLimit?.burst ?? 1000);
+    this.log = opts.logger ?? createLogger('providers');
+    this.o = {
+      retryBudgetMs: opts.retryBudgetMs ?? 60_000,
+      backoffBaseMs: opts.backoffBaseMs ?? 200,
+      backoffMaxMs: opts.backoffMaxMs ?? 10_000,
+      pollInitialMs: opts.pollInitialMs ?? 250,
+      pollMaxMs: opts.pollMaxMs ?? 2_000,
+      settleTimeoutMs: opts.settleTimeoutMs ?? 15 * 60_000,
+      deleteTimeoutMs: opts.deleteTimeoutMs ?? 10 * 60_000,
+      fallbackPollMs: opts.fallbackPollMs ?? 5_000,
+    };
+    this.watcher = opts.changes ? new ChangeWatcher(opts.changes, this.log) : undefined;
+    this.idempotentCreates = opts.idempotentCreates ?? false;
+  }
+
+  /** Whether waits are being woken by the change feed right now (else they poll). */
+  get following(): boolean {
+    return this.watcher?.connected ?? false;
+  }
+
+  /** Stops following the change feed. */
+  async close(): Promise<void> {
+    await this.watcher?.close();
+  }
+
+  get settleTimeoutMs(): number {
+    return this.o.settleTimeoutMs;
+  }
+
+  /**
+   * One API operation: waits for a token, then calls; transient API errors are retried with
+   * exponential backoff (full jitter), never sooner than the cloud's Retry-After, until the
+   * retry budget is spent, then the last error is thrown for the engine to classify.
+   */
+  async call<T>(op: string, signal: AbortSignal | undefined, fn: (opts: CallOptions) => Promise<T>): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      await this.bucket.take(signal);
+      this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
+      try {
+        return await fn(signal ? { signal } : {});
+      } catch (e) {
+        if (signal?.aborted) throw new TaskAbortedError();
+        if (!(e instanceof KilnError) || !RETRYABLE_API_CODES.has(e.code)) throw e;
+        const retryAfter = (e.detail as { retryAfterMs?: number } | undefined)?.retryAfterMs;
+        if (e.code === 'RATE_LIMITED' && retryAfter !== undefined) this.bucket.pause(retryAfter);
+        const backoff = Math.random() * Math.min(this.o.backoffMaxMs, this.o.backoffBaseMs * 2 ** attempt);
+        const wait = Math.max(retryAfter ?? 0, backoff);
+        if (Date.now() + wait - started > this.o.retryBudgetMs) throw e;
+        this.log.debug({ op, attempt, code: e.code, wait }, 'cloud call retried');
+        await sleep(wait, signal);
+      }
+    }
+  }
+
+  get<K extends Kind>(kind: K, id: string, signal?: AbortSignal, opts: CallOptions = {}): Promise<ObjectOf[K] | undefined> {
+    return this.call(`${kind}.get`, signal, (o) => this.client.get(kind, id, { ...opts, ...o }));
+  }
+
+  /**
+   * Polls an object until `check` says done (returns it) or failed (throws `onFail`'s error);
+   * `check` sees undefined when the object is gone. Gives up after `timeoutMs` with `onFail`.
+   */
+  async waitFor<K extends Kind>(
+    kind: K,
+    id: string,
+    signal: AbortSignal | undefined,
+    check: (obj: ObjectOf[K] | undefined) => Settle,
+    opts: { timeoutMs?: number; call?: CallOptions; first?: ObjectOf[K] | undefined; onFail: (reason: string, obj: ObjectOf[K] | undefined) => Error },
+  ): Promise<ObjectOf[K] | undefined> {
+    const deadline = Date.now() + (opts.timeoutMs ?? this.o.settleTimeoutMs);
+    let delay = this.o.pollInitialMs;
+    // Interest is registered before the first look, so a change right after it still wakes us.
+    const interest = this.watcher?.watch(id);
+    try {
+      let obj = 'first' in opts ? opts.first : await this.get(kind, id, signal, opts.call);
+      for (;;) {
+        const s = check(obj);
+        if (s === 'done') return obj;
+        if (s !== 'pending') throw opts.onFail(s.failed, obj);
+        if (Date.now() >= deadline) throw opts.onFail(`did not settle within ${opts.timeoutMs ?? this.o.settleTimeoutMs} ms (status ${statusOf(obj)})`, obj);
+        const left = Math.max(0, deadline - Date.now());
+        if (interest && this.watcher?.connected) {
+          await this.watcher.wait(interest, Math.min(this.o.fallbackPollMs, left), signal);
+          if (signal?.aborted) throw new TaskAbortedError();
+          const seen = interest.latest;
+          interest.latest = undefined;
+          if (seen) {
+            obj = seen.obj as ObjectOf[K] | undefined;
+            continue;
+          }
+        } else {
+          await sleep(Math.min(delay, left), signal);
+          delay = Math.min(this.o.pollMaxMs, delay * 1.5);
+        }
+        obj = await this.get(kind, id, signal, opts.call);
+      }
+    } finally {
+      if (interest) this.watcher?.unwatch(id, interest);
+    }
+  }
+
+  /** Waits until the object is gone (404). */
+  async waitGone(kind: Kind, id: string, signal: AbortSignal | undefined, call?: CallOptions): Promise<void> {
+    await this.waitFor(kind, id, signal, (o) => (o === undefined ? 'done' : 'pending'), {
+      timeoutMs: this.o.deleteTimeoutMs,
+      ...(call ? { call } : {}),
+      onFail: (reason) => new KilnError('TIMEOUT', `${kind} ${id} was not deleted: ${reason}`),
+    });
+  }
+}
+
+/** The status field of any cloud object, for messages. */
+export function statusOf(obj: unknown): string {
+  if (obj === undefined || obj === null) return 'gone';
+  const o = obj as { status?: unknown; provisioning_status?: unknown };
+  return String(o.provisioning_status ?? o.status ?? 'unknown');
+}

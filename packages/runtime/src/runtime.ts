@@ -1,0 +1,1124 @@
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { connect, headers, nanos, nuid, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
+import { actorKey, addressOfKey, encodeToken, parseAddress, partitionOf } from './address.js';
+import { TimerHeap } from './heap.js';
+import { PublishRefused, Requester, type PubAck } from './requester.js';
+import { isClaimable, planLeases, validUntil, type LeaseValue, type LeaseView, type MemberValue } from './lease.js';
+import { stateOf, stepActor, type ActorRecord, type Envelope, type Incoming, type OutboxEntry, type PendingTask } from './step.js';
+import type { ActorAddress, ActorBehavior, TaskHandler, TaskResult } from './types.js';
+
+export interface RuntimeOptions {
+  /** NATS server URL(s); several for a cluster. Ignored when `connection` is given. */
+  servers?: string | string[];
+  /** An existing connection to use (not closed by stop()). */
+  connection?: NatsConnection;
+  /** Unique among live nodes; [A-Za-z0-9_-]. Default `<hostname>-<pid>`. */
+  nodeId?: string;
+  behaviors: readonly ActorBehavior<any, any>[];
+  tasks?: Readonly<Record<string, TaskHandler>>;
+  /** Number of partitions; must be the same for every node sharing a prefix. Default 256. */
+  partitions?: number;
+  /** Lease duration. Default 10 s. */
+  leaseMs?: number;
+  /** Actors kept in memory (LRU). Default 10,000. */
+  cacheSize?: number;
+  /** Mailbox messages a node holds unacknowledged at most. Default 4096. */
+  maxInFlight?: number;
+  /** JetStream replicas for the buckets and streams (3 on a 3-node cluster). Default 1. */
+  replicas?: 1 | 3;
+  /** Prefix of bucket, stream and subject names, so independent runtimes can share a server. Default 'kiln'. */
+  prefix?: string;
+  /** Subject prefix of emitted events. Default 'kiln.events'. */
+  eventsSubject?: string;
+  logger?: Logger;
+}
+
+export interface RuntimeMetrics {
+  nodeId: string;
+  /** Mailbox messages processed (applied, skipped as duplicates or dead-lettered) since start. */
+  processed: number;
+  /** Over the last second. */
+  messagesPerSec: number;
+  actorsCached: number;
+  partitionsOwned: number;
+  partitions: number[];
+  /** Deliveries recognised as redeliveries (skipped by sequence, or a redelivered consumer message). */
+  redeliveries: number;
+  fencings: number;
+  deadLetters: number;
+  tasksRunning: number;
+  timersScheduled: number;
+  inFlight: number;
+  stateWrites: number;
+}
+
+const DEFAULTS = { partitions: 32, leaseMs: 10_000, cacheSize: 10_000, maxInFlight: 4096, prefix: 'kiln' };
+const MAX_BATCH = 256;
+const ACK_WAIT_MS = 30_000;
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+interface Worker {
+  readonly partition: number;
+  readonly epoch: number;
+  active: boolean;
+  messages: ConsumerMessages | undefined;
+  lastDelivery: number;
+  busy: number;
+  idle: (() => void)[];
+  readonly slots: Set<string>;
+  readonly abort: AbortController;
+  /** Settles when consumer set-up finished (or gave up). */
+  started: Promise<void>;
+}
+
+interface Owned {
+  rev: number;
+  validUntil: number;
+  worker: Worker | undefined;
+  releasing: boolean;
+  /** Lease operations on this partition run one after another (renew vs release). */
+  chain: Promise<unknown>;
+  /** Set once a graceful release started. */
+  released?: Promise<void>;
+}
+
+interface Slot {
+  readonly key: string;
+  readonly address: ActorAddress;
+  readonly behavior: ActorBehavior<unknown, unknown>;
+  readonly worker: Worker;
+  loaded: boolean;
+  /** Loaded without a read, assuming no record exists: the first write (create-only) checks it. */
+  assumedNew: boolean;
+  record: ActorRecord | undefined;
+  rev: number;
+  /** Whether the stored outbox is known to be published (it is republished once on a redelivery otherwise). */
+  outboxSettled: boolean;
+  queue: (Incoming & { m: JsMsg })[];
+  busy: boolean;
+}
+
+interface ScheduledTimer {
+  at: number;
+  partition: number;
+  epoch: number;
+  key: string;
+  name: string;
+}
+
+function isWrongLastSequence(e: unknown): boolean {
+  return e instanceof JetStreamApiError && (e.code === 10071 || e.code === 10164);
+}
+
+const textEncoder = new TextEncoder();
+const encodeJson = (v: unknown) => textEncoder.encode(JSON.stringify(v));
+
+function isEnvelope(v: unknown): v is Envelope {
+  return typeof v === 'object' && v !== null && typeof (v as Envelope).i === 'string';
+}
+
+const NAME_RE = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * An engine node: owns partitions through leases, consumes their mailboxes, runs actor steps
+ * and stores their records with compare-and-set. See docs/runtime.md for the design.
+ */
+export class Runtime {
+  readonly nodeId: string;
+  private readonly log: Logger;
+  private readonly partitions: number;
+  private readonly leaseMs: number;
+  private readonly marginMs: number;
+  private readonly cacheSize: number;
+  private readonly perPartitionInFlight: number;
+  private readonly prefix: string;
+  private readonly eventsSubject: string;
+  private readonly behaviors = new Map<string, ActorBehavior<unknown, unknown>>();
+  private readonly tasks: Readonly<Record<string, TaskHandler>>;
+  private readonly streamName: string;
+  private readonly dlqName: string;
+
+  private nc!: NatsConnection;
+  private requester!: Requester;
+  private directGets = true;
+  /** Leases travel on their own connection so renewals never queue behind a flood of state writes. */
+  private leaseNc!: NatsConnection;
+  private ownsConnection = false;
+  private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
+  private stateKv!: KV;
+  private leaseKv!: KV;
+  private pendingKv!: KV;
+
+  private readonly leases = new Map<number, LeaseView>();
+  private readonly members = new Map<string, MemberValue>();
+  private readonly owned = new Map<number, Owned>();
+  private readonly cache = new Map<string, Slot>();
+  private readonly timers = new TimerHeap<ScheduledTimer>();
+  private timerHandle: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private tickHandle: NodeJS.Timeout | undefined;
+  private rateHandle: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private tickAgain = false;
+  private stopping = false;
+  private stopped = false;
+  private epochs = 0;
+  private watchStop: (() => void) | undefined;
+  private metricsSub: Subscription | undefined;
+  private readonly counters = { processed: 0, redeliveries: 0, fencings: 0, deadLetters: 0, tasksRunning: 0, inFlight: 0, stateWrites: 0 };
+  private rate = { at: performance.now(), processed: 0, perSec: 0 };
+  /** Recent share of cold actors that had no stored record (decaying average). */
+  private newActorShare = 0;
+  /** Consumer set-ups in parallel at most (a node claiming 256 partitions at once would flood the JetStream API). */
+  private readonly startSlots = new Semaphore(16);
+
+  private constructor(opts: RuntimeOptions) {
+    this.nodeId = opts.nodeId ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, '_');
+    this.partitions = opts.partitions ?? DEFAULTS.partitions;
+    this.leaseMs = opts.leaseMs ?? DEFAULTS.leaseMs;
+    this.marginMs = Math.max(100, Math.round(this.leaseMs / 5));
+    this.cacheSize = opts.cacheSize ?? DEFAULTS.cacheSize;
+    this.perPartitionInFlight = Math.max(4, Math.floor((opts.maxInFlight ?? DEFAULTS.maxInFlight) / this.partitions));
+    this.prefix = opts.prefix ?? DEFAULTS.prefix;
+    this.eventsSubject = opts.eventsSubject ?? 'kiln.events';
+    this.tasks = opts.tasks ?? {};
+    this.streamName = `${this.prefix}_mbox`;
+    this.dlqName = `${this.prefix}_dlq`;
+    this.log = (opts.logger ?? createLogger('runtime')).child({ node: this.nodeId });
+    if (!NAME_RE.test(this.nodeId)) throw new KilnError('REQUEST_INVALID', `nodeId must match ${NAME_RE}`, { path: 'nodeId' });
+    if (!NAME_RE.test(this.prefix)) throw new KilnError('REQUEST_INVALID', `prefix must match ${NAME_RE}`, { path: 'prefix' });
+    if (!Number.isInteger(this.partitions) || this.partitions < 1) {
+      throw new KilnError('REQUEST_INVALID', 'partitions must be a positive integer', { path: 'partitions' });
+    }
+    for (const b of opts.behaviors) {
+      if (this.behaviors.has(b.type)) throw new KilnError('REQUEST_INVALID', `behaviour type ${b.type} registered twice`, { path: 'behaviors' });
+      parseAddress(`${b.type}/x`);
+      this.behaviors.set(b.type, b as ActorBehavior<unknown, unknown>);
+    }
+  }
+
+  /** Connects, creates (or opens) the buckets and streams, and starts claiming partitions. */
+  static async start(opts: RuntimeOptions): Promise<Runtime> {
+    const rt = new Runtime(opts);
+    await rt.init(opts);
+    return rt;
+  }
+
+  private async init(opts: RuntimeOptions): Promise<void> {
+    // noAsyncTraces: otherwise every request builds two Error objects with stacks (a third of the CPU under load).
+    const connOpts = { servers: opts.servers ?? '127.0.0.1:4222', maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
+    if (opts.connection) this.nc = this.leaseNc = opts.connection;
+    else {
+      this.nc = await connect({ ...connOpts, name: this.nodeId });
+      this.leaseNc = await connect({ ...connOpts, name: `${this.nodeId}-leases` });
+      this.ownsConnection = true;
+    }
+    this.js = jetstream(this.nc, { timeout: 10_000 });
+    this.jsm = await jetstreamManager(this.nc, { timeout: 10_000 });
+    this.requester = new Requester(this.nc, 10_000);
+    const replicas = opts.replicas ?? 1;
+    const kvm = new Kvm(this.js);
+    // Direct gets may be served by a lagging replica; state must be read from the leader.
+    const direct = replicas === 1;
+    this.directGets = direct;
+    this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas, storage: StorageType.File, allow_direct: direct });
+    this.leaseKv = await new Kvm(jetstream(this.leaseNc, { timeout: 10_000 })).create(`${this.prefix}_leases`, {
+      history: 1,
+      replicas,
+      storage: StorageType.File,
+      allow_direct: false,
+    });
+    this.pendingKv = await kvm.create(`${this.prefix}_pending`, { history: 1, replicas, storage: StorageType.File, allow_direct: direct });
+    await this.ensureStream({
+      name: this.streamName,
+      subjects: [`${this.prefix}.mbox.>`],
+      // Work-queue: a message leaves the stream when acknowledged, so the stream holds only
+      // unprocessed mail and a new owner's fresh consumer starts exactly at what is left.
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      duplicate_window: nanos(120_000),
+      discard: DiscardPolicy.Old,
+    });
+    await this.ensureStream({
+      name: this.dlqName,
+      subjects: [`${this.prefix}.dlq.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      max_age: nanos(7 * 24 * 3600_000),
+    });
+    if (!(await this.streamFor(`${this.eventsSubject}.x`))) {
+      await this.ensureStream({
+        name: `${this.prefix}_events`,
+        subjects: [`${this.eventsSubject}.>`],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        num_replicas: replicas,
+        duplicate_window: nanos(120_000),
+      });
+    }
+    this.metricsSub = this.nc.subscribe(`${this.prefix}.node.${this.nodeId}.metrics`, {
+      callback: (_err, m) => {
+        m.respond(JSON.stringify(this.metrics()));
+      },
+    });
+    void this.watchStatus();
+    await this.startWatch();
+    this.rateHandle = setInterval(() => this.sampleRate(), 1000);
+    this.rateHandle.unref();
+    await this.tick();
+    // Several renewals per validity window: one slow round trip must not cost the lease.
+    this.tickHandle = setInterval(() => void this.tick(), Math.max(50, Math.round(this.leaseMs / 8)));
+    this.log.info({ partitions: this.partitions, leaseMs: this.leaseMs, prefix: this.prefix }, 'runtime started');
+  }
+
+  private async streamFor(subject: string): Promise<string | undefined> {
+    try {
+      return await this.jsm.streams.find(subject);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async ensureStream(cfg: Parameters<JetStreamManager['streams']['add']>[0] & { name: string }): Promise<void> {
+    try {
+      await this.jsm.streams.info(cfg.name);
+    } catch {
+      try {
+        await this.jsm.streams.add(cfg);
+      } catch (e) {
+        // Another node created it between our look and our add.
+        await this.jsm.streams.info(cfg.name).catch(() => {
+          throw e;
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /**
+   * Puts `msg` in the mailbox of `to`. With a caller-given msgId, sending the same message again
+   * (within the stream's 2-minute duplicate window) stores it once.
+   */
+  async send(to: ActorAddress, msg: unknown, opts: { msgId?: string; from?: ActorAddress } = {}): Promise<void> {
+    const key = actorKey(to);
+    const i = opts.msgId ?? nuid.next();
+    const env: Envelope = opts.from ? { i, f: opts.from, m: msg } : { i, m: msg };
+    await this.jsPublish(this.mailboxSubject(partitionOf(to, this.partitions), key), encode(env), i);
+  }
+
+  /** The stored state of an actor (null when it has none or has finished). */
+  async read(address: ActorAddress): Promise<unknown> {
+    const e = await this.stateKv.get(actorKey(address));
+    if (!e || e.operation !== 'PUT') return null;
+    return stateOf(decode<ActorRecord>(e.value)) ?? null;
+  }
+
+  /** Partitions this node works now. */
+  ownedPartitions(): number[] {
+    return [...this.owned.entries()]
+      .filter(([, o]) => o.worker?.active)
+      .map(([p]) => p)
+      .sort((a, b) => a - b);
+  }
+
+  metrics(): RuntimeMetrics {
+    const partitions = this.ownedPartitions();
+    return {
+      nodeId: this.nodeId,
+      processed: this.counters.processed,
+      messagesPerSec: this.rate.perSec,
+      actorsCached: this.cache.size,
+      partitionsOwned: partitions.length,
+      partitions,
+      redeliveries: this.counters.redeliveries,
+      fencings: this.counters.fencings,
+      deadLetters: this.counters.deadLetters,
+      tasksRunning: this.counters.tasksRunning,
+      timersScheduled: this.timers.size,
+      inFlight: this.counters.inFlight,
+      stateWrites: this.counters.stateWrites,
+    };
+  }
+
+  /**
+   * Graceful shutdown: leaves the membership, finishes and acknowledges what it holds, then
+   * releases every lease so other nodes take over at once and nothing is redelivered.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.rateHandle);
+    clearTimeout(this.timerHandle);
+    // Ticks keep renewing the leases while the partitions drain.
+    await Promise.all([this.leaseKv.delete(`n.${this.nodeId}`).catch(() => undefined), ...[...this.owned.keys()].map((p) => this.release(p))]);
+    clearInterval(this.tickHandle);
+    this.watchStop?.();
+    this.metricsSub?.unsubscribe();
+    this.requester.close();
+    this.stopped = true;
+    if (this.ownsConnection) await Promise.all([this.nc.drain().catch(() => undefined), this.leaseNc.drain().catch(() => undefined)]);
+    this.log.info('runtime stopped');
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  private async startWatch(): Promise<void> {
+    const it = await this.leaseKv.watch({ key: '>' });
+    this.watchStop = () => it.stop();
+    let initialDone = false;
+    const ready = new Promise<void>((resolve) => {
+      void (async () => {
+        for await (const e of it) {
+          this.onLeaseEntry(e.key, e.operation === 'PUT' ? e.value : undefined, e.revision);
+          if (!initialDone && (e.delta ?? 0) === 0) {
+            initialDone = true;
+            resolve();
+          }
+        }
+      })();
+    });
+    // An empty bucket yields no initial entries at all.
+    const status = await this.leaseKv.status();
+    if (status.values === 0) initialDone = true;
+    else await Promise.race([ready, new Promise((r) => setTimeout(r, 2000))]);
+  }
+
+  private onLeaseEntry(key: string, value: Uint8Array | undefined, revision: number): void {
+    try {
+      if (key.startsWith('n.')) {
+        const node = key.slice(2);
+        if (value) this.members.set(node, decode<MemberValue>(value));
+        else {
+          this.members.delete(node);
+          this.requestTick();
+        }
+        return;
+      }
+      if (!key.startsWith('p.')) return;
+      const p = Number(key.slice(2));
+      if (value) {
+        const lease = decode<LeaseValue>(value);
+        this.leases.set(p, { value: lease, revision });
+        const o = this.owned.get(p);
+        if (o && lease.node !== this.nodeId && revision > o.rev) this.lose(p, `lease taken by ${lease.node || 'nobody'}`);
+        if (lease.node === '') this.requestTick();
+      } else {
+        this.leases.delete(p);
+        this.requestTick();
+      }
+    } catch (e) {
+      this.log.warn({ key, err: String(e) }, 'unreadable lease entry ignored');
+    }
+  }
+
+  private requestTick(): void {
+    if (this.stopping) return;
+    setTimeout(() => void this.tick(), 10).unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    const began = performance.now();
+    try {
+      do {
+        this.tickAgain = false;
+        await this.tickOnce();
+      } while (this.tickAgain && !this.stopping);
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'lease tick failed');
+    } finally {
+      this.ticking = false;
+      const ms = performance.now() - began;
+      if (ms > this.leaseMs / 4) this.log.warn({ ms: Math.round(ms) }, 'slow lease tick');
+    }
+  }
+
+  private async tickOnce(): Promise<void> {
+    const now = Date.now();
+    // Membership and renewals in parallel: a slow server must cost one round trip, not two.
+    await Promise.all([
+      this.stopping ? undefined : this.leaseKv.put(`n.${this.nodeId}`, encode({ exp: now + this.leaseMs } satisfies MemberValue)).catch(() => undefined),
+      ...[...this.owned.keys()].map((p) => this.renew(p)),
+    ]);
+    this.members.set(this.nodeId, { exp: now + this.leaseMs });
+    const mono = performance.now();
+    for (const [p, o] of this.owned) if (mono > o.validUntil) this.lose(p, 'lease expired before renewal');
+    if (this.stopping) return;
+    const wall = Date.now();
+    const alive = [...this.members.entries()].filter(([n, m]) => n === this.nodeId || m.exp > wall).map(([n]) => n);
+    const claimable: number[] = [];
+    for (let p = 0; p < this.partitions; p++) if (!this.owned.has(p) && isClaimable(this.leases.get(p), wall)) claimable.push(p);
+    const holding = new Set([...this.owned.entries()].filter(([, o]) => !o.releasing).map(([p]) => p));
+    const others = new Map(alive.filter((n) => n !== this.nodeId).map((n) => [n, 0]));
+    for (const l of this.leases.values()) if (others.has(l.value.node) && l.value.exp >= wall) others.set(l.value.node, others.get(l.value.node)! + 1);
+    const plan = planLeases({ partitions: this.partitions, node: this.nodeId, alive, owned: holding, claimable, others: [...others.values()] });
+    for (const p of plan.release) void this.release(p);
+    await Promise.all(plan.claim.map((p) => this.claim(p)));
+  }
+
+  private async claim(p: number): Promise<void> {
+    const cur = this.leases.get(p);
+    const sentAt = performance.now();
+    const value = encode({ node: this.nodeId, exp: Date.now() + this.leaseMs } satisfies LeaseValue);
+    let rev: number;
+    try {
+      rev = cur ? await this.leaseKv.update(`p.${p}`, value, cur.revision) : await this.leaseKv.create(`p.${p}`, value);
+    } catch {
+      return; // another node was faster
+    }
+    if (this.stopping) {
+      await this.leaseKv.update(`p.${p}`, encode({ node: '', exp: 0 } satisfies LeaseValue), rev).catch(() => undefined);
+      return;
+    }
+    const o: Owned = { rev, validUntil: validUntil(sentAt, this.leaseMs, this.marginMs), worker: undefined, releasing: false, chain: Promise.resolve() };
+    this.owned.set(p, o);
+    const from = cur && cur.value.node !== '' && cur.value.node !== this.nodeId ? cur.value.node : undefined;
+    this.log.info({ partition: p, takeoverFrom: from }, from ? 'partition taken over' : 'partition acquired');
+    // Not awaited: a lease tick must never wait on consumer set-up, or renewals would be late.
+    void this.startWorker(p, o);
+  }
+
+  private renew(p: number): Promise<unknown> {
+    const o = this.owned.get(p);
+    if (!o) return Promise.resolve();
+    o.chain = o.chain.then(async () => {
+      if (this.owned.get(p) !== o) return;
+      const sentAt = performance.now();
+      try {
+        o.rev = await this.leaseKv.update(`p.${p}`, encode({ node: this.nodeId, exp: Date.now() + this.leaseMs } satisfies LeaseValue), o.rev);
+        o.validUntil = validUntil(sentAt, this.leaseMs, this.marginMs);
+        const ms = performance.now() - sentAt;
+        if (ms > this.leaseMs / 4) this.log.warn({ partition: p, ms: Math.round(ms) }, 'slow lease renewal');
+      } catch (e) {
+        if (isWrongLastSequence(e)) this.lose(p, 'lease renewal refused');
+        else this.log.warn({ partition: p, err: String(e) }, 'lease renewal failed');
+      }
+    });
+    return o.chain;
+  }
+
+  /** Gives a partition back gracefully: drain, make sure every ack landed, then free the lease. */
+  private release(p: number): Promise<void> {
+    const o = this.owned.get(p);
+    if (!o) return Promise.resolve();
+    o.released ??= (async () => {
+      o.releasing = true;
+      // Renewals go on while draining; only the final lease write is serialised with them.
+      if (o.worker) await this.drainWorker(o.worker);
+      const freed = o.chain.then(async () => {
+        if (this.owned.get(p) !== o) return;
+        this.owned.delete(p);
+        await this.leaseKv.update(`p.${p}`, encode({ node: '', exp: 0 } satisfies LeaseValue), o.rev).catch(() => undefined);
+        this.log.info({ partition: p }, 'partition released');
+      });
+      o.chain = freed;
+      await freed;
+    })();
+    return o.released;
+  }
+
+  /** Stops working a partition at once (lease lost or expired): nothing more is written or acknowledged. */
+  private lose(p: number, reason: string): void {
+    const o = this.owned.get(p);
+    if (!o) return;
+    this.owned.delete(p);
+    this.log.warn({ partition: p, reason }, 'partition lost');
+    if (o.worker) void this.abandonWorker(o.worker);
+  }
+
+  // ---------------------------------------------------------------- partition workers
+
+  private consumerName(p: number): string {
+    return `${this.prefix}_p${p}`;
+  }
+
+  private mailboxSubject(p: number, key: string): string {
+    return `${this.prefix}.mbox.${p}.${key}`;
+  }
+
+  private async startWorker(p: number, o: Owned): Promise<void> {
+    const w: Worker = {
+      partition: p,
+      epoch: ++this.epochs,
+      active: true,
+      messages: undefined,
+      lastDelivery: 0,
+      busy: 0,
+      idle: [],
+      slots: new Set(),
+      abort: new AbortController(),
+      started: Promise.resolve(),
+    };
+    o.worker = w;
+    w.started = this.setUpWorker(w);
+    await w.started;
+  }
+
+  private async setUpWorker(w: Worker): Promise<void> {
+    const p = w.partition;
+    const name = this.consumerName(p);
+    await this.startSlots.acquire();
+    try {
+      // A fresh consumer delivers every unacknowledged message of the partition in stream order.
+      await this.jsm.consumers.delete(this.streamName, name).catch(() => undefined);
+      await this.jsm.consumers.add(this.streamName, {
+        durable_name: name,
+        filter_subject: `${this.prefix}.mbox.${p}.>`,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(ACK_WAIT_MS),
+        max_ack_pending: this.perPartitionInFlight,
+        max_deliver: -1,
+      });
+      if (!w.active) return;
+      const consumer = await this.js.consumers.get(this.streamName, name);
+      if (!w.active) return;
+      w.messages = await consumer.consume({
+        max_messages: this.perPartitionInFlight,
+        expires: 30_000,
+        callback: (m) => this.onMessage(w, m),
+      });
+      void this.watchConsumer(w);
+      await this.resumePending(w);
+    } catch (e) {
+      if (!w.active || this.stopping) return;
+      this.log.warn({ partition: p, err: String(e) }, 'partition worker failed to start');
+      void this.restartWorker(w, 'start failed');
+    } finally {
+      this.startSlots.release();
+    }
+  }
+
+  private async watchConsumer(w: Worker): Promise<void> {
+    const msgs = w.messages;
+    if (!msgs) return;
+    for await (const s of msgs.status()) {
+      if (!w.active) return;
+      if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found') {
+        void this.restartWorker(w, s.type);
+        return;
+      }
+    }
+  }
+
+  /** After (re)assignment, tells every actor with an armed timer or pending task to re-arm it. */
+  private async resumePending(w: Worker): Promise<void> {
+    const actors = new Set<string>();
+    const it = await this.pendingKv.keys(`${w.partition}.>`);
+    for await (const k of it) {
+      const parts = k.split('.');
+      if (parts.length >= 3) actors.add(`${parts[1]}.${parts[2]}`);
+    }
+    await Promise.all(
+      [...actors].map((key) => {
+        const i = `resume:${this.nodeId}:${w.epoch}:${key}`;
+        return this.jsPublish(this.mailboxSubject(w.partition, key), encode({ i, c: { resume: true } } satisfies Envelope), i);
+      }),
+    );
+    if (actors.size > 0) this.log.info({ partition: w.partition, actors: actors.size }, 'pending timers and tasks resumed');
+  }
+
+  private onMessage(w: Worker, m: JsMsg): void {
+    if (!w.active) return; // not acknowledged: the partition's next consumer delivers it
+    const info = m.info;
+    if (info.redelivered || info.deliverySequence !== w.lastDelivery + 1) {
+      // A delivery was lost (e.g. across a reconnect) or an ack timed out: order can no longer be
+      // trusted, so start over from what is unacknowledged.
+      this.counters.redeliveries++;
+      this.log.warn({ partition: w.partition, seq: info.streamSequence, deliverySeq: info.deliverySequence, expected: w.lastDelivery + 1 }, 'redelivery or delivery gap: restarting partition');
+      void this.restartWorker(w, 'delivery gap');
+      return;
+    }
+    w.lastDelivery = info.deliverySequence;
+    this.counters.inFlight++;
+    const key = m.subject.slice(`${this.prefix}.mbox.${w.partition}.`.length);
+    const address = addressOfKey(key);
+    const behavior = address ? this.behaviors.get(address.slice(0, address.indexOf('/'))) : undefined;
+    let env: unknown;
+    try {
+      env = decode(m.data);
+    } catch (e) {
+      void this.deadLetter(w, m, `undecodable message: ${(e as Error).message}`);
+      return;
+    }
+    if (!address || !behavior || !isEnvelope(env)) {
+      void this.deadLetter(w, m, !address ? 'invalid actor key in subject' : !behavior ? `no behaviour for ${address}` : 'not a runtime envelope');
+      return;
+    }
+    let slot = this.cache.get(key);
+    if (slot && slot.worker !== w) {
+      this.cache.delete(key);
+      slot = undefined;
+    }
+    if (slot) {
+      this.cache.delete(key);
+      this.cache.set(key, slot); // most recently used last
+    } else {
+      slot = { key, address, behavior, worker: w, loaded: false, assumedNew: false, record: undefined, rev: 0, outboxSettled: false, queue: [], busy: false };
+      this.cache.set(key, slot);
+      w.slots.add(key);
+    }
+    slot.queue.push({ seq: info.streamSequence, env, m });
+    if (!slot.busy) void this.run(slot);
+  }
+
+  private async deadLetter(w: Worker, m: JsMsg, reason: string): Promise<void> {
+    this.counters.deadLetters++;
+    this.log.warn({ partition: w.partition, subject: m.subject, seq: m.seq, reason }, 'dead letter');
+    const h = headers();
+    h.set('Kiln-Reason', reason.slice(0, 1000));
+    h.set('Kiln-Subject', m.subject);
+    try {
+      await this.jsPublish(`${this.prefix}.dlq.${w.partition}`, m.data, `dlq:${w.partition}:${m.seq}`, h);
+      m.ack();
+      this.counters.processed++;
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'dead letter publish failed');
+    } finally {
+      this.counters.inFlight--;
+    }
+  }
+
+  private async run(slot: Slot): Promise<void> {
+    const w = slot.worker;
+    slot.busy = true;
+    w.busy++;
+    try {
+      while (slot.queue.length > 0 && w.active) {
+        const batch = slot.queue.splice(0, MAX_BATCH);
+        if (!slot.loaded) {
+          // While most cold actors turn out to be new (e.g. a stack creating its resources), skip
+          // the read: the create-only write proves the record absent, or fails and the batch is
+          // redone on the stored record. Control messages and task results need the stored record.
+          if (this.newActorShare > 0.5 && batch.every((b) => !b.env.c && b.env.k === undefined)) {
+            slot.loaded = true;
+            slot.assumedNew = true;
+          } else {
+            try {
+              await this.load(slot);
+            } finally {
+              // Back in the queue if the worker stops here (accounted for in the finally below).
+              if (!w.active || !slot.loaded) slot.queue.unshift(...batch);
+            }
+            if (!w.active) break;
+          }
+        }
+        let done = false;
+        try {
+          done = await this.process(slot, batch);
+        } catch (e) {
+          this.counters.inFlight -= batch.length;
+          throw e;
+        }
+        if (!done) break;
+      }
+    } catch (e) {
+      if (w.active) {
+        this.log.warn({ partition: w.partition, actor: slot.address, err: String(e) }, 'actor step failed: restarting partition');
+        void this.restartWorker(w, 'step failed');
+      }
+    } finally {
+      slot.busy = false;
+      if (!w.active) {
+        this.counters.inFlight -= slot.queue.length;
+        slot.queue.length = 0;
+      }
+      w.busy--;
+      if (w.busy === 0) for (const f of w.idle.splice(0)) f();
+      this.evict();
+    }
+  }
+
+  private async load(slot: Slot): Promise<void> {
+    const e = await this.readState(slot.key);
+    slot.loaded = true;
+    slot.assumedNew = false;
+    // Unknown whether the stored outbox went out (a discarded assumed-new step may have set it).
+    slot.outboxSettled = false;
+    this.noteColdActor(!e);
+    if (!e) return;
+    slot.rev = e.revision;
+    if (!e.value) return;
+    try {
+      slot.record = decode<ActorRecord>(e.value);
+    } catch (err) {
+      this.log.error({ actor: slot.address, err: String(err) }, 'stored actor record undecodable: starting from the initial state');
+    }
+  }
+
+  private noteColdActor(isNew: boolean): void {
+    this.newActorShare = this.newActorShare * 0.95 + (isNew ? 0.05 : 0);
+  }
+
+  /**
+   * The last revision of an actor's key (value undefined for a delete marker), null when never
+   * written. A direct get through the hot-path requester where the bucket allows it (single
+   * replica); otherwise the KV client's get, answered by the stream leader.
+   */
+  private async readState(key: string): Promise<{ revision: number; value?: Uint8Array } | null> {
+    if (!this.directGets) {
+      const e = await this.stateKv.get(key);
+      return e ? (e.operation === 'PUT' ? { revision: e.revision, value: e.value } : { revision: e.revision }) : null;
+    }
+    const r = await this.requester.request(`$JS.API.DIRECT.GET.KV_${this.prefix}_state`, encodeJson({ last_by_subj: `$KV.${this.prefix}_state.${key}` }));
+    const code = r.headers?.code ?? 0;
+    if (code === 404) return null;
+    if (code >= 300 || !r.headers) throw new KilnError('UNAVAILABLE', `state read failed: ${code} ${r.headers?.description ?? ''}`);
+    const revision = Number(r.headers.get('Nats-Sequence'));
+    const op = r.headers.get('KV-Operation');
+    return op === 'DEL' || op === 'PURGE' ? { revision } : { revision, value: r.data };
+  }
+
+  /** One step: apply, store with CAS, publish effects, acknowledge. False when the partition was dropped. */
+  private async process(slot: Slot, batch: (Incoming & { m: JsMsg })[]): Promise<boolean> {
+    const w = slot.worker;
+    const p = w.partition;
+    const out = stepActor(slot.behavior, slot.address, slot.record, batch, Date.now());
+    // Only a stored record can show the assumption held; a step that writes nothing (e.g. the
+    // reducer threw on the initial state) must see the real one first.
+    if (slot.assumedNew && !out.record) return this.reloadAndProcess(slot, batch);
+    if (out.duplicates > 0) {
+      this.counters.redeliveries += out.duplicates;
+      this.log.info({ partition: p, actor: slot.address, duplicates: out.duplicates }, 'redelivered messages skipped');
+      // The step that stored this outbox may have died before publishing it.
+      if (!slot.outboxSettled && slot.record?.o) await this.publishOutbox(slot.address, slot.record.o);
+    }
+    slot.outboxSettled = true;
+    if (out.record) {
+      const index = [
+        ...out.timersArmed.map((t) => this.pendingKv.put(this.timerIndexKey(p, slot.key, t.name), encode({ at: t.at }))),
+        ...out.tasksRecorded.map((idem) => this.pendingKv.put(`${p}.${slot.key}.k.${idem}`, encode({}))),
+      ];
+      if (index.length > 0) await Promise.all(index);
+      const o = this.owned.get(p);
+      if (!w.active) {
+        this.counters.inFlight -= batch.length;
+        return false;
+      }
+      if (!o || o.worker !== w || performance.now() > o.validUntil) {
+        this.counters.inFlight -= batch.length;
+        this.lose(p, 'lease expired before state write');
+        return false;
+      }
+      const bytes = encode(out.record);
+      try {
+        slot.rev = await this.writeState(slot.key, bytes, slot.rev);
+      } catch (e) {
+        if (!(e instanceof PublishRefused && e.errCode === 10071)) throw e;
+        // The actor assumed new had a record after all: not a fencing.
+        if (slot.assumedNew) return this.reloadAndProcess(slot, batch);
+        this.counters.inFlight -= batch.length;
+        if (w.active) void this.fence(w, slot.address);
+        return false;
+      }
+      this.counters.stateWrites++;
+      if (slot.assumedNew) {
+        slot.assumedNew = false;
+        this.noteColdActor(true);
+      }
+      slot.record = out.record;
+    }
+    const pubs: Promise<unknown>[] = [];
+    if (out.outbox.length > 0) pubs.push(this.publishOutbox(slot.address, out.outbox));
+    for (const d of out.deadLetters) {
+      const m = batch.find((b) => b.seq === d.seq)!.m;
+      this.counters.deadLetters++;
+      this.log.warn({ partition: p, actor: slot.address, seq: d.seq, reason: d.reason }, 'dead letter');
+      const h = headers();
+      h.set('Kiln-Reason', d.reason.slice(0, 1000));
+      h.set('Kiln-Subject', m.subject);
+      pubs.push(this.jsPublish(`${this.prefix}.dlq.${p}`, m.data, `dlq:${p}:${d.seq}`, h));
+    }
+    if (pubs.length > 0) await Promise.all(pubs);
+    for (const b of batch) b.m.ack();
+    this.counters.processed += batch.length;
+    this.counters.inFlight -= batch.length;
+    if (!w.active) return false;
+    for (const t of out.timersToSchedule) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name: t.name });
+    for (const name of out.timersDropped) void this.pendingKv.delete(this.timerIndexKey(p, slot.key, name)).catch(() => undefined);
+    for (const idem of out.tasksDone) void this.pendingKv.delete(`${p}.${slot.key}.k.${idem}`).catch(() => undefined);
+    for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
+    return true;
+  }
+
+  /** The batch again on the stored record (index entries written for the discarded step are harmless orphans). */
+  private async reloadAndProcess(slot: Slot, batch: (Incoming & { m: JsMsg })[]): Promise<boolean> {
+    await this.load(slot);
+    if (!slot.worker.active) {
+      this.counters.inFlight -= batch.length;
+      return false;
+    }
+    return this.process(slot, batch);
+  }
+
+  /**
+   * Compare-and-set of an actor record: stored only if the key's last revision is `rev` (0: the
+   * key must not exist). The same operation as KV update/create (a publish to the bucket's
+   * subject with the expected-sequence header) without the KV client's per-call overhead.
+   */
+  private async writeState(key: string, bytes: Uint8Array, rev: number): Promise<number> {
+    const h = headers();
+    h.set('Nats-Expected-Last-Subject-Sequence', String(rev));
+    return (await this.requester.publish(`$KV.${this.prefix}_state.${key}`, bytes, h)).seq;
+  }
+
+  /** A JetStream publish, deduplicated by the stream when `msgId` is given. */
+  private jsPublish(subject: string, data: Uint8Array, msgId?: string, h?: MsgHdrs): Promise<PubAck> {
+    if (msgId !== undefined) {
+      h ??= headers();
+      h.set('Nats-Msg-Id', msgId);
+    }
+    return this.requester.publish(subject, data, h);
+  }
+
+  private timerIndexKey(p: number, key: string, name: string): string {
+    return `${p}.${key}.t.${encodeToken(name)}`;
+  }
+
+  private publishOutbox(from: ActorAddress, outbox: readonly OutboxEntry[]): Promise<unknown> {
+    return Promise.all(
+      outbox.map((e) => {
+        if ('to' in e) {
+          let key: string;
+          try {
+            key = actorKey(e.to);
+          } catch {
+            this.log.warn({ actor: from, to: e.to }, 'send to an invalid address dropped');
+            return undefined;
+          }
+          return this.jsPublish(this.mailboxSubject(partitionOf(e.to, this.partitions), key), encode({ i: e.id, f: from, m: e.m } satisfies Envelope), e.id);
+        }
+        return this.jsPublish(`${this.eventsSubject}.${e.ev}`, encode(e.e), e.id);
+      }),
+    );
+  }
+
+  /** A state write was refused: someone else wrote this actor, so this node stops working the partition. */
+  private async fence(w: Worker, address: ActorAddress): Promise<void> {
+    const p = w.partition;
+    this.counters.fencings++;
+    this.log.warn({ partition: p, actor: address }, 'state write refused (fenced): dropping partition');
+    const o = this.owned.get(p);
+    await this.abandonWorker(w);
+    if (!o || this.owned.get(p) !== o) return;
+    // Keep the partition only if the lease is provably still ours (then the other writer was a
+    // stale node whose write slipped in before its lease ran out).
+    const e = await this.leaseKv.get(`p.${p}`).catch(() => null);
+    const lease = e && e.operation === 'PUT' ? decode<LeaseValue>(e.value) : undefined;
+    if (lease?.node === this.nodeId && e!.revision === o.rev && performance.now() < o.validUntil && !this.stopping) {
+      await this.startWorker(p, o);
+    } else {
+      this.owned.delete(p);
+      this.log.warn({ partition: p, holder: lease?.node }, 'partition lost');
+    }
+  }
+
+  private async restartWorker(w: Worker, reason: string): Promise<void> {
+    if (!w.active) return;
+    const p = w.partition;
+    this.log.info({ partition: p, reason }, 'partition worker restarting');
+    await this.abandonWorker(w);
+    const o = this.owned.get(p);
+    if (!o || o.releasing || this.stopping || o.worker !== w) return;
+    await new Promise((r) => setTimeout(r, 100));
+    if (this.owned.get(p) === o && !o.releasing && !this.stopping && o.worker === w) await this.startWorker(p, o);
+  }
+
+  private untilIdle(w: Worker): Promise<void> {
+    return w.busy === 0 ? Promise.resolve() : new Promise((r) => w.idle.push(r));
+  }
+
+  /** Stops at once; queued messages stay unacknowledged for the next consumer. */
+  private async abandonWorker(w: Worker): Promise<void> {
+    if (!w.active) return this.untilIdle(w);
+    w.active = false;
+    w.abort.abort();
+    await w.started;
+    try {
+      w.messages?.stop();
+    } catch {
+      /* already closed */
+    }
+    this.dropSlots(w);
+    await this.untilIdle(w);
+  }
+
+  /** Stops pulling, finishes what was delivered, waits until the server has every ack, deletes the consumer. */
+  private async drainWorker(w: Worker): Promise<void> {
+    await w.started;
+    try {
+      w.messages?.stop();
+    } catch {
+      /* already closed */
+    }
+    await this.untilIdle(w);
+    if (w.active) {
+      await this.nc.flush().catch(() => undefined);
+      // Every ack sent has landed once the only unacknowledged deliveries are those this
+      // worker never saw (sent by the server after the pull stopped).
+      const deadline = performance.now() + 2000;
+      while (performance.now() < deadline) {
+        const info = await this.jsm.consumers.info(this.streamName, this.consumerName(w.partition)).catch(() => undefined);
+        if (!info || info.num_ack_pending <= info.delivered.consumer_seq - w.lastDelivery) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await this.jsm.consumers.delete(this.streamName, this.consumerName(w.partition)).catch(() => undefined);
+    }
+    w.active = false;
+    w.abort.abort();
+    this.dropSlots(w);
+  }
+
+  private dropSlots(w: Worker): void {
+    for (const key of w.slots) {
+      const s = this.cache.get(key);
+      if (s?.worker === w) this.cache.delete(key);
+    }
+    w.slots.clear();
+  }
+
+  /** Drops least recently used idle actors beyond the cache size. */
+  private evict(): void {
+    if (this.cache.size <= this.cacheSize) return;
+    let excess = this.cache.size - this.cacheSize;
+    for (const [key, s] of this.cache) {
+      if (excess <= 0) break;
+      if (s.busy || s.queue.length > 0) continue;
+      this.cache.delete(key);
+      s.worker.slots.delete(key);
+      excess--;
+    }
+  }
+
+  // ---------------------------------------------------------------- timers and tasks
+
+  private schedule(t: ScheduledTimer): void {
+    this.timers.push(t);
+    if (t.at < this.timerAt) this.armTimer();
+  }
+
+  private armTimer(): void {
+    clearTimeout(this.timerHandle);
+    const next = this.timers.peek();
+    if (!next || this.stopping) {
+      this.timerAt = Infinity;
+      return;
+    }
+    this.timerAt = next.at;
+    this.timerHandle = setTimeout(() => this.fireDue(), Math.min(MAX_TIMEOUT, Math.max(0, next.at - Date.now())));
+    this.timerHandle.unref();
+  }
+
+  private fireDue(): void {
+    const now = Date.now();
+    while ((this.timers.peek()?.at ?? Infinity) <= now) {
+      const t = this.timers.pop()!;
+      const w = this.owned.get(t.partition)?.worker;
+      if (!w?.active || w.epoch !== t.epoch) continue; // the next owner re-arms it from the index
+      const i = `fire:${t.key}:${encodeToken(t.name)}:${t.at}`;
+      this.jsPublish(this.mailboxSubject(t.partition, t.key), encode({ i, c: { fire: t.name } } satisfies Envelope), i)
+        .catch((e) => {
+          this.log.warn({ actor: addressOfKey(t.key), timer: t.name, err: String(e) }, 'timer fire publish failed: retrying');
+          this.schedule({ ...t, at: Date.now() + 1000 });
+        });
+    }
+    this.armTimer();
+  }
+
+  private runTask(w: Worker, slot: Slot, idem: string, task: PendingTask): void {
+    const handler = this.tasks[task.task];
+    const self = slot.address;
+    const signal = w.abort.signal;
+    this.counters.tasksRunning++;
+    const started = handler
+      ? Promise.resolve().then(() => handler(task.in, { self, idempotencyKey: idem, signal }))
+      : Promise.reject(new KilnError('INTERNAL', `no task handler registered as ${JSON.stringify(task.task)}`));
+    void started
+      .then(
+        (value): TaskResult => ({ kind: '$task', name: task.n, ok: true, value, idempotencyKey: idem }),
+        (err): TaskResult => {
+          const e = err as { code?: unknown; message?: unknown; retryAfterMs?: unknown };
+          const error: { code: string; message: string; retryAfterMs?: number } = {
+            code: typeof e?.code === 'string' ? e.code : 'INTERNAL',
+            message: typeof e?.message === 'string' ? e.message : String(err),
+          };
+          if (typeof e?.retryAfterMs === 'number') error.retryAfterMs = e.retryAfterMs;
+          return { kind: '$task', name: task.n, ok: false, error, idempotencyKey: idem };
+        },
+      )
+      .then(async (result) => {
+        if (signal.aborted) return; // the partition moved: its next owner reruns the task
+        const i = `${idem}/r`;
+        await this.jsPublish(this.mailboxSubject(w.partition, slot.key), encode({ i, k: idem, m: result } satisfies Envelope), i);
+      })
+      .catch((e) => this.log.warn({ actor: self, task: task.task, err: String(e) }, 'task result publish failed'))
+      .finally(() => this.counters.tasksRunning--);
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'reconnect') {
+        // Deliveries in flight across the outage may be lost: re-read every partition from what is unacknowledged.
+        this.log.warn('reconnected to NATS: restarting partition workers');
+        for (const o of this.owned.values()) if (o.worker && !o.releasing) void this.restartWorker(o.worker, 'reconnect');
+      } else if (s.type === 'disconnect') {
+        this.log.warn('disconnected from NATS');
+      }
+    }
+  }
+
+  private sampleRate(): void {
+    const now = performance.now();
+    const dt = (now - this.rate.at) / 1000;
+    if (dt <= 0) return;
+    this.rate = { at: now, processed: this.counters.processed, perSec: Math.round((this.counters.processed - this.rate.processed) / dt) };
+  }
+}
+
+/** Counting semaphore. */
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

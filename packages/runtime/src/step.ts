@@ -1,0 +1,223 @@
+import { effectId } from './address.js';
+import type { ActorAddress, ActorBehavior, Effect, MessageContext, TaskResult, TimerFired } from './types.js';
+
+/**
+ * What the runtime stores per actor (one KV value). Besides the behaviour's state it holds what
+ * makes processing exactly-once and durable:
+ * - `q`: stream sequence of the last message applied. Mailbox messages of one actor are applied
+ *   in stream order, so a delivery with a sequence <= q is a redelivery and is skipped.
+ * - `t`: armed timers; `k`: tasks started and not yet answered (rerun after a takeover);
+ * - `o`: the sends/emits of the last step (the outbox), published again if the step's message
+ *   turns out not to have been acknowledged (a crash between the state write and the ack).
+ */
+export interface ActorRecord {
+  s?: unknown;
+  /** true once the behaviour returned state null (finished); the record stays as a tombstone so q keeps deduplicating. */
+  d?: true;
+  q: number;
+  t?: Record<string, ArmedTimer>;
+  k?: Record<string, PendingTask>;
+  o?: OutboxEntry[];
+}
+
+export interface ArmedTimer {
+  at: number;
+  m?: unknown;
+}
+
+export interface PendingTask {
+  /** Name the result comes back under. */
+  n: string;
+  task: string;
+  in: unknown;
+}
+
+export type OutboxEntry =
+  /** A send: Nats-Msg-Id `id`, to `to`, envelope message `m`. */
+  | { id: string; to: ActorAddress; m: unknown }
+  /** An emit on the events subject. */
+  | { id: string; ev: string; e: unknown };
+
+/** The envelope of a mailbox message (the payload, msgpack). */
+export interface Envelope {
+  /** Message id (stable on redelivery). */
+  i: string;
+  /** Sender address. */
+  f?: ActorAddress;
+  /** The behaviour's message. */
+  m?: unknown;
+  /** For a task result: the idempotency key of the task it answers. */
+  k?: string;
+  /** Runtime control: a timer is due (`fire`), or pending timers/tasks must be re-armed after a takeover (`resume`). */
+  c?: { fire: string } | { resume: true };
+}
+
+export interface Incoming {
+  /** Stream sequence. */
+  readonly seq: number;
+  readonly env: Envelope;
+}
+
+export interface DeadLetter {
+  readonly seq: number;
+  readonly reason: string;
+}
+
+/** What a step asks the shell to do after (or, for index entries, before) storing the record. */
+export interface StepOutcome {
+  /** The record to store, or undefined when nothing changed (every message was a duplicate or a stale control message). */
+  readonly record: ActorRecord | undefined;
+  /** Messages skipped as redeliveries. */
+  readonly duplicates: number;
+  readonly deadLetters: DeadLetter[];
+  /** Sends and emits, in order (also stored as the record's outbox). */
+  readonly outbox: OutboxEntry[];
+  /** Timers (re-)armed: their index entry must exist before the record is stored. */
+  readonly timersArmed: { name: string; at: number }[];
+  /** Timers whose index entries can go (fired, cancelled, or stale). */
+  readonly timersDropped: string[];
+  /** Tasks to run now (new ones, or pending ones re-armed by a resume). */
+  readonly tasksToRun: { idem: string; task: PendingTask }[];
+  /** Tasks newly recorded: their index entry must exist before the record is stored. */
+  readonly tasksRecorded: string[];
+  /** Tasks answered: their index entries can go. */
+  readonly tasksDone: string[];
+  /** Timers to (re)schedule in memory, as stored in the record. */
+  readonly timersToSchedule: { name: string; at: number }[];
+}
+
+/**
+ * Applies a batch of mailbox messages (in stream order) to one actor's record. Pure: the runtime
+ * stores the result with one compare-and-set, so a batch costs one KV write however many
+ * messages it holds.
+ */
+export function stepActor(
+  behavior: ActorBehavior<unknown, unknown>,
+  self: ActorAddress,
+  stored: ActorRecord | undefined,
+  batch: readonly Incoming[],
+  now: number,
+): StepOutcome {
+  const out: { -readonly [K in keyof StepOutcome]: StepOutcome[K] } = {
+    record: undefined,
+    duplicates: 0,
+    deadLetters: [],
+    outbox: [],
+    timersArmed: [],
+    timersDropped: [],
+    tasksToRun: [],
+    tasksRecorded: [],
+    tasksDone: [],
+    timersToSchedule: [],
+  };
+  let rec: ActorRecord = stored ? { ...stored } : { q: 0 };
+  let timers = stored?.t;
+  let tasks = stored?.k;
+  let changed = false;
+  const ownTimers = () => (timers === stored?.t ? (timers = { ...(timers ?? {}) }) : (timers ??= {}));
+  const ownTasks = () => (tasks === stored?.k ? (tasks = { ...(tasks ?? {}) }) : (tasks ??= {}));
+
+  for (const inc of batch) {
+    if (inc.seq <= rec.q) {
+      out.duplicates++;
+      continue;
+    }
+    rec.q = inc.seq;
+    const env = inc.env;
+    let msg: unknown;
+    if (env.c) {
+      if ('fire' in env.c) {
+        const t = timers?.[env.c.fire];
+        if (!t) {
+          out.timersDropped.push(env.c.fire);
+          continue;
+        }
+        if (t.at > now) {
+          // Fired early (an index hint after takeover, or a re-armed timer): wait for the stored time.
+          out.timersToSchedule.push({ name: env.c.fire, at: t.at });
+          continue;
+        }
+        delete ownTimers()[env.c.fire];
+        changed = true;
+        out.timersDropped.push(env.c.fire);
+        msg = { kind: '$timer', name: env.c.fire, msg: t.m } satisfies TimerFired;
+      } else {
+        for (const [name, t] of Object.entries(timers ?? {})) out.timersToSchedule.push({ name, at: t.at });
+        for (const [idem, task] of Object.entries(tasks ?? {})) out.tasksToRun.push({ idem, task });
+        continue;
+      }
+    } else if (env.k !== undefined) {
+      // A task result is delivered once: a rerun task's second answer finds nothing pending.
+      if (!tasks?.[env.k]) continue;
+      delete ownTasks()[env.k];
+      changed = true;
+      out.tasksDone.push(env.k);
+      msg = env.m;
+    } else {
+      msg = env.m;
+    }
+
+    const ctx: MessageContext = { self, msgId: env.i, from: env.f, now };
+    const state = rec.d || !('s' in rec) ? behavior.initial(self) : rec.s;
+    let reduction;
+    try {
+      reduction = behavior.reduce(state, msg as never, ctx);
+    } catch (e) {
+      out.deadLetters.push({ seq: inc.seq, reason: `reducer threw: ${e instanceof Error ? e.message : String(e)}` });
+      continue;
+    }
+    changed = true;
+    if (reduction.state === null) {
+      rec = { q: rec.q, d: true };
+      timers = undefined;
+      tasks = undefined;
+    } else {
+      rec = { ...rec, s: reduction.state };
+      delete rec.d;
+    }
+    reduction.effects.forEach((eff: Effect, index: number) => {
+      switch (eff.type) {
+        case 'send':
+          out.outbox.push({ id: effectId(self, env.i, index), to: eff.to, m: eff.msg });
+          break;
+        case 'emit':
+          out.outbox.push({ id: effectId(self, env.i, index), ev: eff.subject, e: eff.event });
+          break;
+        case 'setTimer': {
+          const t: ArmedTimer = eff.msg === undefined ? { at: eff.at } : { at: eff.at, m: eff.msg };
+          ownTimers()[eff.name] = t;
+          out.timersArmed.push({ name: eff.name, at: eff.at });
+          out.timersToSchedule.push({ name: eff.name, at: eff.at });
+          break;
+        }
+        case 'cancelTimer':
+          if (timers?.[eff.name]) {
+            delete ownTimers()[eff.name];
+            out.timersDropped.push(eff.name);
+          }
+          break;
+        case 'task': {
+          const idem = effectId(self, env.i, index);
+          const task: PendingTask = { n: eff.name, task: eff.task, in: eff.input };
+          ownTasks()[idem] = task;
+          out.tasksRecorded.push(idem);
+          out.tasksToRun.push({ idem, task });
+          break;
+        }
+      }
+    });
+  }
+  if (!changed) return out;
+  if (timers && Object.keys(timers).length > 0) rec.t = timers;
+  else delete rec.t;
+  if (tasks && Object.keys(tasks).length > 0) rec.k = tasks;
+  else delete rec.k;
+  if (out.outbox.length > 0) rec.o = out.outbox;
+  else delete rec.o;
+  return { ...out, record: rec };
+}
+
+/** The behaviour's state held by a stored record (undefined for none or a finished actor). */
+export function stateOf(rec: ActorRecord | undefined): unknown {
+  return rec && !rec.d ? rec.s : undefined;
+}

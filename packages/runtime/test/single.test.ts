@@ -1,0 +1,306 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { decode, encode } from '@kiln/core';
+import { NatsServer } from '@kiln/natsd';
+import { Runtime, actorKey, effectId, partitionOf, type RuntimeOptions, type TaskHandler } from '../src/index.js';
+import type { ActorRecord } from '../src/step.js';
+import { counter, type CounterState } from './fixtures/counter.js';
+import { waitFor } from './helpers.js';
+
+interface Ctx {
+  nats: NatsServer;
+  nc: NatsConnection;
+  runtimes: Runtime[];
+  n: number;
+}
+
+const S = suite<Ctx>('runtime single node');
+const PARTITIONS = 8;
+
+S.before(async (ctx) => {
+  ctx.nats = await NatsServer.start();
+  ctx.nc = await connect({ servers: ctx.nats.url });
+  ctx.runtimes = [];
+  ctx.n = 0;
+});
+S.after.each(async (ctx) => {
+  await Promise.all(ctx.runtimes.splice(0).map((r) => r.stop()));
+});
+S.after(async (ctx) => {
+  await ctx.nc.close();
+  await ctx.nats.stop();
+});
+
+/** A runtime on a fresh prefix (each test gets its own buckets and streams). */
+async function start(ctx: Ctx, extra: Partial<RuntimeOptions> = {}, prefix = `t${++ctx.n}`): Promise<Runtime> {
+  const rt = await Runtime.start({
+    servers: ctx.nats.url,
+    nodeId: `n${ctx.runtimes.length}`,
+    behaviors: [counter],
+    partitions: PARTITIONS,
+    leaseMs: 2000,
+    prefix,
+    eventsSubject: `${prefix}.events`,
+    tasks: { echo: async (input) => input },
+    ...extra,
+  });
+  ctx.runtimes.push(rt);
+  await waitFor('partitions owned', () => rt.metrics().partitionsOwned === PARTITIONS);
+  return rt;
+}
+
+const stateOf = async (rt: Runtime, a: string) => (await rt.read(a)) as CounterState | null;
+
+S('messages to one actor are applied in order, actors run concurrently', async (ctx) => {
+  const rt = await start(ctx);
+  const actors = 50;
+  const per = 40;
+  const sends: Promise<void>[] = [];
+  for (let s = 1; s <= per; s++) for (let a = 0; a < actors; a++) sends.push(rt.send(`counter/o${a}`, { op: 'inc', tag: 'x', seq: s }));
+  await Promise.all(sends);
+  await waitFor('all processed', () => rt.metrics().processed >= actors * per);
+  for (let a = 0; a < actors; a++) {
+    const st = await stateOf(rt, `counter/o${a}`);
+    assert.is(st?.n, per);
+    assert.is(st?.disorder, 0);
+    assert.is(st?.last.x, per);
+  }
+  // Batching: fewer state writes than messages is allowed, more is not.
+  assert.ok(rt.metrics().stateWrites <= actors * per);
+  assert.is(rt.metrics().redeliveries, 0);
+});
+
+S('cold actors assumed new (most recent ones were) still get their stored record: nothing lost, no fencing', async (ctx) => {
+  const prefix = `t${++ctx.n}`;
+  const first = await start(ctx, {}, prefix);
+  const old = Array.from({ length: 5 }, (_, a) => `counter/old${a}`);
+  for (const a of old) await first.send(a, { op: 'inc' });
+  await waitFor('old actors stored', async () => (await Promise.all(old.map((a) => stateOf(first, a)))).every((st) => st?.n === 1));
+  await first.stop();
+  ctx.runtimes.splice(ctx.runtimes.indexOf(first), 1);
+  const rt = await start(ctx, {}, prefix);
+  // A run of new actors makes the node write cold actors without reading them first.
+  await Promise.all(Array.from({ length: 60 }, (_, a) => rt.send(`counter/new${a}`, { op: 'inc' })));
+  await waitFor('new actors processed', () => rt.metrics().processed >= 60);
+  for (const a of old) await rt.send(a, { op: 'inc' });
+  await waitFor('old actors processed', () => rt.metrics().processed >= 65);
+  for (const a of old) assert.is((await stateOf(rt, a))?.n, 2, a);
+  assert.is((await stateOf(rt, 'counter/new7'))?.n, 1);
+  assert.is(rt.metrics().fencings, 0);
+});
+
+S('a caller-given msgId makes send idempotent', async (ctx) => {
+  const rt = await start(ctx);
+  await rt.send('counter/idem', { op: 'inc' }, { msgId: 'once' });
+  await rt.send('counter/idem', { op: 'inc' }, { msgId: 'once' });
+  await rt.send('counter/idem', { op: 'inc' }, { msgId: 'twice' });
+  await waitFor('processed', async () => (await stateOf(rt, 'counter/idem'))?.n === 2);
+  await waitFor('settled', () => rt.metrics().inFlight === 0);
+  assert.is((await stateOf(rt, 'counter/idem'))?.n, 2);
+});
+
+S('exactly once under redelivery: stored-but-unacknowledged messages are skipped, their outbox republished', async (ctx) => {
+  const prefix = `t${++ctx.n}`;
+  // Bring the streams and buckets up, then go away without consuming anything.
+  const first = await Runtime.start({ servers: ctx.nats.url, nodeId: 'setup', behaviors: [counter], partitions: PARTITIONS, leaseMs: 2000, prefix, eventsSubject: `${prefix}.events` });
+  await first.stop();
+  const js = jetstream(ctx.nc);
+  const a = 'counter/redeliver';
+  const subject = `${prefix}.mbox.${partitionOf(a, PARTITIONS)}.${actorKey(a)}`;
+  const seqs: number[] = [];
+  for (let i = 0; i < 10; i++) seqs.push((await js.publish(subject, encode({ i: `m${i}`, m: i === 5 ? { op: 'send', to: 'counter/target', msg: { op: 'inc' } } : { op: 'inc' } }))).seq);
+  // As if a node had applied and stored the first six (the sixth sent to counter/target) and died before acknowledging.
+  const kv = await new Kvm(js).open(`${prefix}_state`);
+  const outbox = [{ id: effectId(a, 'm5', 0), to: 'counter/target', m: { op: 'inc' } }];
+  const stored: ActorRecord = { q: seqs[5]!, s: { n: 6, last: {}, disorder: 0, fired: [], results: [] }, o: outbox };
+  await kv.create(actorKey(a), encode(stored));
+  const rt = await start(ctx, {}, prefix);
+  await waitFor('all ten handled', () => rt.metrics().processed >= 10);
+  await waitFor('target got the send', async () => (await stateOf(rt, 'counter/target'))?.n === 1);
+  assert.is((await stateOf(rt, a))?.n, 10, 'four new messages applied on top of six');
+  assert.is(rt.metrics().redeliveries, 6);
+  // The republished send carried the same Nats-Msg-Id as a first publish would have: one more
+  // publish of it is dropped by the stream.
+  await js.publish(`${prefix}.mbox.${partitionOf('counter/target', PARTITIONS)}.${actorKey('counter/target')}`, encode({ i: outbox[0]!.id, m: { op: 'inc' } }), {
+    msgID: outbox[0]!.id,
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is((await stateOf(rt, 'counter/target'))?.n, 1);
+});
+
+S('the same redelivery on a node that skips reads of cold actors (most were new): outbox republished too', async (ctx) => {
+  const prefix = `t${++ctx.n}`;
+  const rt = await start(ctx, {}, prefix);
+  await Promise.all(Array.from({ length: 60 }, (_, i) => rt.send(`counter/fresh${i}`, { op: 'inc' })));
+  await waitFor('fresh actors processed', () => rt.metrics().processed >= 60);
+  const js = jetstream(ctx.nc);
+  const last = (await (await jetstreamManager(ctx.nc)).streams.info(`${prefix}_mbox`)).state.last_seq;
+  const a = 'counter/redeliver';
+  // As if a node had stored the first six of the ten messages below (the sixth sent to counter/target) and died before acknowledging.
+  const outbox = [{ id: effectId(a, 'm5', 0), to: 'counter/target', m: { op: 'inc' } }];
+  const stored: ActorRecord = { q: last + 6, s: { n: 6, last: {}, disorder: 0, fired: [], results: [] }, o: outbox };
+  await (await new Kvm(js).open(`${prefix}_state`)).create(actorKey(a), encode(stored));
+  const subject = `${prefix}.mbox.${partitionOf(a, PARTITIONS)}.${actorKey(a)}`;
+  // In one write: the stream stores all ten before the node can react to the first one.
+  const acks = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => js.publish(subject, encode({ i: `m${i}`, m: i === 5 ? { op: 'send', to: 'counter/target', msg: { op: 'inc' } } : { op: 'inc' } }))),
+  );
+  assert.equal(
+    acks.map((k) => k.seq),
+    Array.from({ length: 10 }, (_, i) => last + 1 + i),
+  );
+  await waitFor('all handled', () => rt.metrics().processed >= 70);
+  await waitFor('target got the send', async () => (await stateOf(rt, 'counter/target'))?.n === 1);
+  assert.is((await stateOf(rt, a))?.n, 10, 'four new messages applied on top of six');
+  assert.is(rt.metrics().fencings, 0);
+});
+
+S('a refused state write fences the partition; the node keeps it only while the lease is its own', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const js = jetstream(ctx.nc);
+  const kv = await new Kvm(js).open(`${prefix}_state`);
+  const a = 'counter/fence';
+  await rt.send(a, { op: 'inc' });
+  await waitFor('first', async () => (await stateOf(rt, a))?.n === 1);
+  // A foreign writer bumps the record behind the runtime's back (its cached revision is now stale).
+  const e = (await kv.get(actorKey(a)))!;
+  const rec = decode<ActorRecord>(e.value);
+  await kv.update(actorKey(a), encode({ ...rec, s: { ...(rec.s as CounterState), n: 100 } }), e.revision);
+  await rt.send(a, { op: 'inc' });
+  await waitFor('applied on the fresh record', async () => (await stateOf(rt, a))?.n === 101);
+  assert.ok(rt.metrics().fencings >= 1);
+  assert.ok(rt.ownedPartitions().includes(partitionOf(a, PARTITIONS)), 'lease still its own: partition kept');
+
+  // Now another node holds the lease and wrote the actor: this node must stop working it.
+  const leases = await new Kvm(js).open(`${prefix}_leases`);
+  const p = partitionOf(a, PARTITIONS);
+  const le = (await leases.get(`p.${p}`))!;
+  await leases.update(`p.${p}`, encode({ node: 'intruder', exp: Date.now() + 60_000 }), le.revision);
+  const e2 = (await kv.get(actorKey(a)))!;
+  await kv.update(actorKey(a), encode({ ...decode<ActorRecord>(e2.value), s: { ...(decode<ActorRecord>(e2.value).s as CounterState), n: 500 } }), e2.revision);
+  await waitFor('partition dropped', () => !rt.ownedPartitions().includes(p));
+  await rt.send(a, { op: 'inc' });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.is((await stateOf(rt, a))?.n, 500, 'nothing written by the fenced node');
+  assert.is(rt.ownedPartitions().length, PARTITIONS - 1);
+});
+
+S('timers fire, can be cancelled, and survive a handover', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  await rt.send('counter/tm', { op: 'timer', name: 'soon', delayMs: 200 });
+  await rt.send('counter/tm', { op: 'timer', name: 'never', delayMs: 400 });
+  await rt.send('counter/tm', { op: 'cancel', name: 'never' });
+  await waitFor('fired', async () => (await stateOf(rt, 'counter/tm'))?.fired.includes('soon'));
+  await rt.send('counter/tm2', { op: 'timer', name: 'later', delayMs: 2500 });
+  await waitFor('armed', async () => (await stateOf(rt, 'counter/tm2'))?.n === 1);
+  await rt.stop();
+  ctx.runtimes.splice(ctx.runtimes.indexOf(rt), 1);
+  const next = await start(ctx, {}, prefix);
+  await waitFor('fired on the next owner', async () => (await stateOf(next, 'counter/tm2'))?.fired.includes('later'), 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const st = await stateOf(next, 'counter/tm');
+  assert.equal(st?.fired, ['soon'], 'cancelled timer never fired');
+});
+
+S('tasks run with deterministic idempotency keys; a task cut off by a handover is rerun once', async (ctx) => {
+  const seen: string[] = [];
+  const echo: TaskHandler = async (input, c) => {
+    seen.push(c.idempotencyKey);
+    return input;
+  };
+  const rt = await start(ctx, { tasks: { echo } });
+  const prefix = `t${ctx.n}`;
+  await rt.send('counter/tk', { op: 'task', name: 'x', input: 7 }, { msgId: 'task-msg' });
+  await waitFor('result', async () => (await stateOf(rt, 'counter/tk'))?.results.length === 1);
+  assert.equal((await stateOf(rt, 'counter/tk'))?.results, [7]);
+  assert.equal(seen, [effectId('counter/tk', 'task-msg', 0)]);
+
+  // A task that never finishes on this node is rerun by the next owner, with the same key.
+  const hung: TaskHandler = (_input, c) => new Promise((_, reject) => c.signal.addEventListener('abort', () => reject(new Error('aborted'))));
+  const rt2 = await start(ctx, { tasks: { echo: hung }, nodeId: 'hung' }, `t${++ctx.n}`);
+  const prefix2 = `t${ctx.n}`;
+  await rt2.send('counter/tk2', { op: 'task', name: 'y', input: 'v' }, { msgId: 'm2' });
+  await waitFor('task recorded', async () => (await stateOf(rt2, 'counter/tk2'))?.n === 1);
+  await rt2.stop();
+  ctx.runtimes.splice(ctx.runtimes.indexOf(rt2), 1);
+  const rerun: string[] = [];
+  const next = await start(ctx, { tasks: { echo: async (i, c) => (rerun.push(c.idempotencyKey), i) }, nodeId: 'next' }, prefix2);
+  await waitFor('rerun result', async () => (await stateOf(next, 'counter/tk2'))?.results.length === 1, 10_000);
+  assert.equal(rerun, [effectId('counter/tk2', 'm2', 0)]);
+  assert.ok(prefix !== prefix2);
+});
+
+S('undecodable messages and throwing reducers are dead-lettered; the actor keeps working', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const a = 'counter/dl';
+  const js = jetstream(ctx.nc);
+  await rt.send(a, { op: 'inc' });
+  await js.publish(`${prefix}.mbox.${partitionOf(a, PARTITIONS)}.${actorKey(a)}`, new Uint8Array([0xc1, 0xff, 0x00]));
+  await js.publish(`${prefix}.mbox.${partitionOf(a, PARTITIONS)}.${actorKey(a)}`, encode({ i: 'trunc', m: { op: 'inc' } }).subarray(0, 5));
+  await rt.send(a, { op: 'boom' });
+  await rt.send('nobody/x', { op: 'inc' });
+  await rt.send(a, { op: 'inc' });
+  await waitFor('actor continued', async () => (await stateOf(rt, a))?.n === 2);
+  await waitFor('dead letters', () => rt.metrics().deadLetters === 4);
+  const jsm = await jetstreamManager(ctx.nc);
+  const info = await jsm.streams.info(`${prefix}_dlq`);
+  assert.is(info.state.messages, 4);
+  const reasons: string[] = [];
+  for (let seq = 1; seq <= 4; seq++) reasons.push((await jsm.streams.getMessage(`${prefix}_dlq`, { seq }))!.header.get('Kiln-Reason'));
+  assert.ok(reasons.some((r) => /reducer threw: boom/.test(r)), reasons.join('; '));
+  assert.ok(reasons.some((r) => /undecodable|envelope/.test(r)), reasons.join('; '));
+  assert.ok(reasons.some((r) => /no behaviour/.test(r)), reasons.join('; '));
+});
+
+S('metrics answer on the request subject', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  await rt.send('counter/m', { op: 'inc' });
+  await waitFor('processed', () => rt.metrics().processed === 1);
+  const r = await ctx.nc.request(`${prefix}.node.${rt.nodeId}.metrics`, '', { timeout: 2000 });
+  const m = r.json<{ processed: number; partitionsOwned: number; actorsCached: number }>();
+  assert.is(m.processed, 1);
+  assert.is(m.partitionsOwned, PARTITIONS);
+  assert.is(m.actorsCached, 1);
+});
+
+S('backpressure: unacknowledged messages held by the node never exceed maxInFlight', async (ctx) => {
+  const prefix = `t${++ctx.n}`;
+  // The backlog is in the stream before the node starts, so it could pull all of it at once.
+  const setup = await Runtime.start({ servers: ctx.nats.url, nodeId: 'setup', behaviors: [counter], partitions: PARTITIONS, leaseMs: 2000, prefix, eventsSubject: `${prefix}.events` });
+  await setup.stop();
+  const js = jetstream(ctx.nc);
+  const pubs: Promise<unknown>[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const a = `counter/b${i % 300}`;
+    pubs.push(js.publish(`${prefix}.mbox.${partitionOf(a, PARTITIONS)}.${actorKey(a)}`, encode({ i: `b${i}`, m: { op: 'inc' } })));
+  }
+  await Promise.all(pubs);
+  const maxInFlight = 64;
+  const rt = await start(ctx, { maxInFlight }, prefix);
+  let peak = 0;
+  await waitFor('backlog processed', () => {
+    peak = Math.max(peak, rt.metrics().inFlight);
+    return rt.metrics().processed >= 3000;
+  }, 60_000, 5);
+  assert.ok(peak > 0 && peak <= maxInFlight, `peak in flight ${peak}`);
+  assert.is((await stateOf(rt, 'counter/b7'))?.n, 10);
+});
+
+S('the cache stays within its size', async (ctx) => {
+  const rt = await start(ctx, { cacheSize: 20 });
+  await Promise.all(Array.from({ length: 200 }, (_, i) => rt.send(`counter/c${i}`, { op: 'inc' })));
+  await waitFor('processed', () => rt.metrics().processed === 200);
+  assert.ok(rt.metrics().actorsCached <= 20, String(rt.metrics().actorsCached));
+  assert.is((await stateOf(rt, 'counter/c0'))?.n, 1);
+  await rt.send('counter/c0', { op: 'inc' });
+  await waitFor('reloaded after eviction', async () => (await stateOf(rt, 'counter/c0'))?.n === 2);
+});
+
+S.run();
