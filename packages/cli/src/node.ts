@@ -1,6 +1,6 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createLogger, type Logger } from '@kiln/core';
-import { Engine } from '@kiln/engine';
+import { Engine, type HealConfig } from '@kiln/engine';
 import { ApiService, EngineBackend } from '@kiln/api';
 import { SimCloudClient } from '@kiln/sim-cloud';
 import { createCloudProvider, type CloudProvider } from '@kiln/providers';
@@ -14,6 +14,8 @@ export interface EngineNodeOptions {
   partitions: number;
   /** JetStream replicas of every bucket and stream (3 on a 3-node cluster). */
   replicas?: 1 | 3 | undefined;
+  /** Observe intervals and repair rate (engine defaults otherwise). */
+  heal?: Partial<HealConfig> | undefined;
   nodeId?: string | undefined;
   /** Run actors (false: an API-only node). */
   worker: boolean;
@@ -51,6 +53,7 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
     connection: nc,
     partitions: o.partitions,
     ...(o.replicas ? { replicas: o.replicas } : {}),
+    ...(o.heal ? { heal: o.heal } : {}),
     worker: o.worker,
     types: cloud?.provider.types ?? [],
     ...(o.nodeId ? { nodeId: o.nodeId } : {}),

@@ -38,8 +38,14 @@ const OPTIONS = {
 
 /** Partitions of the local engine (one node: a few keep the per-partition overhead small). */
 const LOCAL_PARTITIONS = 16;
-/** The demo's weather: a fifth of the servers never boot, a few API calls fail. */
-const DEMO_FAULTS: Partial<Faults> = { serverBootError: 0.2, apiErrorShare: 0.02 };
+/**
+ * The demo's weather: a fifth of the servers never boot, a few API calls fail, and once READY
+ * each server vanishes about every 6 minutes (about one a minute for the demo's 6): heal brings
+ * them back.
+ */
+const DEMO_FAULTS: Partial<Faults> = { serverBootError: 0.2, apiErrorShare: 0.02, serverVanishRate: 10 };
+/** Local mode looks at cloud resources every ~10 s, so drift is repaired while you watch. */
+const LOCAL_OBSERVE_MS = 10_000;
 /** Boots slow enough to watch (the sim's defaults are a few seconds at most). */
 const DEMO_LATENCY: LatencyConfig = {
   server: { dist: 'uniform', min: 3_000, max: 12_000 },
@@ -236,7 +242,15 @@ async function up(args: string[]): Promise<number> {
     local.add(() => nats.stop());
     const sim = await SimCloud.start({ stateDir: join(dir, 'sim-cloud'), port: simPort, faults, ...(values.demo ? { latency: DEMO_LATENCY } : {}) });
     local.add(() => sim.stop());
-    const node: EngineNode = await startEngineNode({ servers: [nats.url], partitions: LOCAL_PARTITIONS, nodeId: 'local', worker: true, api: true, cloud: { url: sim.url, tenant: 'demo' } });
+    const node: EngineNode = await startEngineNode({
+      servers: [nats.url],
+      partitions: LOCAL_PARTITIONS,
+      nodeId: 'local',
+      worker: true,
+      api: true,
+      cloud: { url: sim.url, tenant: 'demo' },
+      heal: { observeIntervalMs: LOCAL_OBSERVE_MS },
+    });
     local.add(() => node.stop());
     const token = localToken(dir);
     const gateway = await Gateway.start({ servers: nats.url, port: gatewayPort, tokens: { [token]: 'default' } });

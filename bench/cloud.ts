@@ -1,0 +1,375 @@
+/**
+ * Cloud benchmark: a stack of N servers, each with a port and a volume (+ attachment), on one
+ * network/subnet, created in the simulated cloud by a real engine, with boot latency and 5% boot
+ * failures. Three processes besides nats-server, so that each one's peak RSS is its own: this one
+ * (the engine client, the sim's change feed, the measurements), the sim cloud and the engine
+ * (this file again with `--role sim` / `--role engine`).
+ *
+ * Figures: seconds to READY versus the critical path the cloud's latency implies, their ratio
+ * (target ≤ 1.25), cloud API calls per cloud resource (every call counts, wasted ones included),
+ * peak RSS of the engine and the sim, and the inventory check (the sim's live objects are exactly
+ * the stack's physical resources after READY, no duplicate keys, nothing left after delete).
+ *
+ * The critical path is measured from the sim's change feed, not assumed: network build + the
+ * slowest subnet and port builds + the slowest server slot (the sum of every boot made under one
+ * idempotency key, so a boot that ended in ERROR and its retry both count) + the slowest volume
+ * attach. It leaves out what only the engine adds (its reaction time between steps, deleting a
+ * failed server before the retry). The bound implied by the configured distribution alone is
+ * reported next to it (`detail.critical_path_config_s`).
+ *
+ * Full run: N=10,000 (≈ 50K resources), boot uniform 5–30 s. `--quick`: N=200, boot 1–3 s
+ * (`--servers N` overrides N). Last line:
+ *   `cloud servers=N ready_s=T critical_path_s=C ratio=R api_calls_per_resource=A`
+ * preceded by `BENCH_JSON {...}` (also written to `--json <file>`).
+ * Usage: node bench/dist/cloud.js [--quick] [--servers N] [--json <file>]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+
+const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const PARTITIONS = 64;
+const TENANT = 'bench';
+const SEED = 20261128;
+const self = fileURLToPath(import.meta.url);
+
+function say(line: string): void {
+  process.stdout.write(line + '\n');
+}
+
+/** Peak resident set (VmHWM) of a process in MiB, 0 when unknown. */
+function peakRssMiB(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// ---- child roles ----------------------------------------------------------------------------
+
+/** `--role sim <options json>`: the sim cloud; prints its URL, stops on SIGTERM. */
+async function runSim(optionsJson: string): Promise<void> {
+  const { SimCloud } = await import('@kiln/sim-cloud');
+  const sim = await SimCloud.start(JSON.parse(optionsJson) as Parameters<typeof SimCloud.start>[0]);
+  say(JSON.stringify({ url: sim.url }));
+  process.once('SIGTERM', () => void sim.stop().then(() => process.exit(0)));
+}
+
+/** `--role engine <nats url> <sim url>`: an engine with the cloud types, wired as `kiln engine` does. */
+async function runEngine(natsUrl: string, simUrl: string): Promise<void> {
+  const { SimCloudClient } = await import('@kiln/sim-cloud');
+  const { createCloudProvider } = await import('@kiln/providers');
+  const { Engine } = await import('@kiln/engine');
+  const client = new SimCloudClient(simUrl, { tenant: TENANT });
+  const provider = createCloudProvider(client, { changes: client });
+  const engine = await Engine.start({ servers: natsUrl, partitions: PARTITIONS, nodeId: 'bench-cloud', types: provider.types });
+  say('ready');
+  process.once('SIGTERM', () => {
+    void (async () => {
+      await engine.stop();
+      await provider.close();
+      client.close();
+      process.exit(0);
+    })();
+  });
+}
+
+function startChild(args: string[], isReady: (line: string) => string | undefined, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--max-old-space-size=4096', self, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, KILN_LOG_LEVEL: 'warn', ...env },
+    });
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const l of buf.split('\n')) {
+        const v = isReady(l);
+        if (v !== undefined) resolve({ child, line: v });
+      }
+    });
+    child.once('exit', (c) => reject(new Error(`${args[1]} exited (${c})`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+// ---- the scenario ---------------------------------------------------------------------------
+
+/** One group member: a port on the subnet, a server on it, a volume attached to it. */
+const MEMBER_TEMPLATE = `heat_template_version: 2018-08-31
+parameters:
+  name: {type: string}
+  network: {type: string}
+  subnet: {type: string}
+resources:
+  port:
+    type: OS::Neutron::Port
+    properties:
+      network: {get_param: network}
+      fixed_ips: [{subnet: {get_param: subnet}}]
+  server:
+    type: OS::Nova::Server
+    properties:
+      name: {get_param: name}
+      flavor: m1.tiny
+      image: cirros-0.6.2-x86_64-disk
+      networks: [{port: {get_resource: port}}]
+  volume:
+    type: OS::Cinder::Volume
+    properties:
+      size: 1
+  attachment:
+    type: OS::Cinder::VolumeAttachment
+    properties:
+      instance_uuid: {get_resource: server}
+      volume_id: {get_resource: volume}
+`;
+
+function stackTemplate(n: number): Record<string, unknown> {
+  // A /16 holds 65K addresses: enough for the full run's 10K ports.
+  return {
+    heat_template_version: '2018-08-31',
+    resources: {
+      net: { type: 'OS::Neutron::Net', properties: { name: 'bench-net' } },
+      subnet: { type: 'OS::Neutron::Subnet', properties: { network: { get_resource: 'net' }, cidr: '10.0.0.0/16' } },
+      servers: {
+        type: 'OS::Heat::ResourceGroup',
+        properties: {
+          count: n,
+          resource_def: {
+            type: 'member.yaml',
+            properties: { name: 'srv-%index%', network: { get_resource: 'net' }, subnet: { get_resource: 'subnet' } },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** Build durations seen on the sim's change feed. */
+class CloudClock {
+  private readonly created = new Map<string, { at: number; kind: string; key?: string }>();
+  private readonly attaching = new Map<string, number>();
+  /** Total boot milliseconds per server idempotency key (every incarnation under the key). */
+  readonly serverSlotMs = new Map<string, number>();
+  readonly maxBuildMs: Record<string, number> = {};
+  maxAttachMs = 0;
+  bootErrors = 0;
+  events = 0;
+
+  onEvent(e: { type: string; kind?: string; id?: string; key?: string; status?: string; previous_status?: string; at: string }): void {
+    this.events++;
+    if (!e.id || !e.kind) return;
+    const at = Date.parse(e.at);
+    if (e.type === 'created') {
+      this.created.set(e.id, { at, kind: e.kind, ...(e.key ? { key: e.key } : {}) });
+      return;
+    }
+    if (e.type !== 'updated') return;
+    if (e.kind === 'volume' && e.status === 'attaching') this.attaching.set(e.id, at);
+    if (e.kind === 'volume' && e.status === 'in-use' && this.attaching.has(e.id)) {
+      this.maxAttachMs = Math.max(this.maxAttachMs, at - this.attaching.get(e.id)!);
+      this.attaching.delete(e.id);
+    }
+    const c = this.created.get(e.id);
+    // The first change out of the initial status ends the object's build.
+    if (!c || !['BUILD', 'creating', 'PENDING_CREATE'].includes(e.previous_status ?? '')) return;
+    this.created.delete(e.id);
+    const ms = at - c.at;
+    this.maxBuildMs[c.kind] = Math.max(this.maxBuildMs[c.kind] ?? 0, ms);
+    if (c.kind === 'server') {
+      if (e.status === 'ERROR') this.bootErrors++;
+      const slot = c.key ?? e.id;
+      this.serverSlotMs.set(slot, (this.serverSlotMs.get(slot) ?? 0) + ms);
+    }
+  }
+
+  /** net → subnet → port → slowest server slot → attach, in seconds. */
+  criticalPathS(): number {
+    const slot = Math.max(0, ...this.serverSlotMs.values());
+    const b = (k: string) => this.maxBuildMs[k] ?? 0;
+    return (b('network') + b('subnet') + b('port') + slot + this.maxAttachMs) / 1000;
+  }
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const jsonOut = arg('--json');
+  const n = Number(arg('--servers') ?? (quick ? 200 : 10_000));
+  const boot = quick ? { min: 1000, max: 3000 } : { min: 5000, max: 30_000 };
+  const { NatsServer } = await import('@kiln/natsd');
+  const { Engine } = await import('@kiln/engine');
+  const { SimCloudClient } = await import('@kiln/sim-cloud');
+  const simOptions = {
+    seed: SEED,
+    latency: { server: { dist: 'uniform', ...boot } },
+    faults: { serverBootError: 0.05 },
+    fsync: 'interval',
+    eventBuffer: Math.max(20_000, 20 * n),
+  };
+  // Nothing else in flight: the critical path bound assumes every other latency is the sim's default.
+  const nats = await NatsServer.start({ maxPayload: 8 * 1024 * 1024 });
+  const sim = await startChild(['--role', 'sim', JSON.stringify(simOptions)], (l) => (l.startsWith('{') ? (JSON.parse(l) as { url: string }).url : undefined));
+  const engineProc = await startChild(['--role', 'engine', nats.url, sim.line], (l) => (l === 'ready' ? l : undefined));
+  const cloud = new SimCloudClient(sim.line, { tenant: TENANT });
+  const client = await Engine.start({ servers: nats.url, partitions: PARTITIONS, worker: false });
+  const clock = new CloudClock();
+  const feed = new AbortController();
+  const following = cloud.follow({ since: 0, kinds: ['network', 'subnet', 'port', 'server', 'volume'], signal: feed.signal, onEvent: (e) => clock.onEvent(e) }).catch(() => undefined);
+  let result: Record<string, unknown> | undefined;
+  try {
+    const cloudResources = 4 * n + 2;
+    const stackResources = 5 * n + 3; // + the group and one nested stack per member
+    const deadlineMs = quick ? 300_000 : 3_600_000;
+    const t0 = performance.now();
+    const ref = await client.createStack({ tenant: TENANT, name: 'cloud-bench', template: stackTemplate(n), files: { 'member.yaml': MEMBER_TEMPLATE } });
+
+    // Resources converged over time from the engine's events; the last physical id of each path.
+    const points: Array<{ t: number; converged: number }> = [{ t: 0, converged: 0 }];
+    const physical = new Map<string, { type: string; id: string | null | undefined }>();
+    const completed = new Set<string>();
+    let seq = 1;
+    const pump = async (action: string): Promise<void> => {
+      for (;;) {
+        const batch = await client.events(ref.id, seq, 10_000);
+        for (const { seq: s, event } of batch) {
+          seq = s + 1;
+          if (!event.resource) continue;
+          if (event.action === action && event.status === 'COMPLETE') {
+            completed.add(event.resource);
+            if (event.type) physical.set(event.resource, { type: event.type, id: event.physicalId });
+          }
+        }
+        if (batch.length < 10_000) return;
+      }
+    };
+    // Sampled beside the READY poll so that a slow events read does not delay the time to READY.
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        // A failed read is a gap in the series, not a failed run.
+        await pump('CREATE').catch(() => undefined);
+        points.push({ t: Math.round(performance.now() - t0) / 1000, converged: completed.size });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    let ready: Awaited<ReturnType<typeof client.getStack>>;
+    for (;;) {
+      ready = await client.getStack(ref.id);
+      if (ready.status !== 'CONVERGING') break;
+      if (performance.now() - t0 > deadlineMs) {
+        sampling = false;
+        await sampler;
+        throw new Error(`not READY after ${deadlineMs / 1000} s (${completed.size}/${stackResources} resources)`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const readyS = (performance.now() - t0) / 1000;
+    sampling = false;
+    await sampler;
+    await pump('CREATE');
+    if (ready.status !== 'READY') throw new Error(`stack ${ready.status}: ${ready.reason}`);
+    points.push({ t: Math.round(readyS * 1000) / 1000, converged: completed.size });
+    const engineRssMiB = peakRssMiB(engineProc.child.pid);
+    const simRssMiB = peakRssMiB(sim.child.pid);
+    const createStats = await cloud.stats();
+
+    // Inventory after READY: exactly the stack's cloud resources, one object per key.
+    const inventory = (await cloud.inventory({ tenant: TENANT })).filter((o) => !o.implicit);
+    // Every cloud resource but the attachment (not an object of its own) is one live object.
+    const cloudObject = /^OS::(Nova::Server|Neutron::(Net|Subnet|Port)|Cinder::Volume)$/;
+    const expected = new Set([...physical.values()].filter((p) => cloudObject.test(p.type) && p.id).map((p) => p.id!));
+    const live = new Set(inventory.map((o) => o.id));
+    const keys = inventory.map((o) => o.key).filter((k) => k !== undefined);
+    const leaks = inventory.filter((o) => !expected.has(o.id)).length;
+    const missing = [...expected].filter((id) => !live.has(id)).length;
+    const duplicateKeys = keys.length - new Set(keys).size;
+    const servers = inventory.filter((o) => o.kind === 'server');
+    const inventoryOk = leaks === 0 && missing === 0 && duplicateKeys === 0 && servers.length === n && servers.every((s) => s.status === 'ACTIVE');
+
+    const t1 = performance.now();
+    await client.deleteStack(ref.id);
+    for (;;) {
+      const s = await client.getStack(ref.id);
+      if (s.status === 'DELETED') break;
+      if (s.status === 'FAILED') throw new Error(`delete failed: ${s.reason}`);
+      if (performance.now() - t1 > deadlineMs) throw new Error(`not deleted after ${deadlineMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const deleteS = (performance.now() - t1) / 1000;
+    const leftAfterDelete = (await cloud.inventory({ tenant: TENANT })).length;
+    const allStats = await cloud.stats();
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    const createCalls = sum(createStats.calls);
+    const criticalPathS = clock.criticalPathS();
+    const configPathS = (200 + 200 + 200 + boot.max + 200) / 1000; // defaults: others ≤ 200 ms, attach ≤ 200 ms
+
+    result = {
+      ready_s: readyS,
+      critical_path_s: criticalPathS,
+      ratio: readyS / criticalPathS,
+      api_calls_per_resource: createCalls / cloudResources,
+      api_calls_per_resource_with_delete: sum(allStats.calls) / cloudResources,
+      delete_s: deleteS,
+      engine_peak_rss_mib: engineRssMiB,
+      sim_peak_rss_mib: simRssMiB,
+      nats_peak_rss_mib: peakRssMiB(nats.pid),
+      inventory_ok: inventoryOk ? 1 : 0,
+      left_after_delete: leftAfterDelete,
+      detail: {
+        servers: n,
+        stack_resources: stackResources,
+        cloud_resources: cloudResources,
+        boot_ms: boot,
+        boot_errors: clock.bootErrors,
+        max_build_ms: clock.maxBuildMs,
+        max_attach_ms: clock.maxAttachMs,
+        critical_path_source: 'sim change feed (build/attach timestamps)',
+        critical_path_config_s: configPathS,
+        calls_create: createStats.calls,
+        calls_total: allStats.calls,
+        injected: allStats.injected,
+        rate_limited: allStats.rateLimited,
+        inventory: { live: inventory.length, expected: expected.size, leaks, missing, duplicate_keys: duplicateKeys, servers: servers.length },
+        cloud_events: clock.events,
+      },
+      series: { name: `servers ${n}: resources created`, points, faults: [] },
+    };
+  } finally {
+    feed.abort();
+    await following;
+    await client.stop();
+    cloud.close();
+    await stopChild(engineProc.child);
+    await stopChild(sim.child);
+    await nats.stop();
+  }
+  const r = result;
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify(r, null, 2));
+  say(
+    `servers=${n}: READY in ${(r.ready_s as number).toFixed(1)} s, critical path ${(r.critical_path_s as number).toFixed(1)} s, ` +
+      `${(r.api_calls_per_resource as number).toFixed(2)} API calls/resource (${(r.api_calls_per_resource_with_delete as number).toFixed(2)} with delete), ` +
+      `delete ${(r.delete_s as number).toFixed(1)} s, peak RSS engine ${String(r.engine_peak_rss_mib)} MiB, sim ${String(r.sim_peak_rss_mib)} MiB, ` +
+      `inventory ${r.inventory_ok ? 'ok' : 'MISMATCH'} ${JSON.stringify((r.detail as { inventory: unknown }).inventory)}, left after delete ${String(r.left_after_delete)}`,
+  );
+  say(`BENCH_JSON ${JSON.stringify(r)}`);
+  say(
+    `cloud servers=${n} ready_s=${(r.ready_s as number).toFixed(2)} critical_path_s=${(r.critical_path_s as number).toFixed(2)} ` +
+      `ratio=${(r.ratio as number).toFixed(3)} api_calls_per_resource=${(r.api_calls_per_resource as number).toFixed(2)}`,
+  );
+  if (!r.inventory_ok || r.left_after_delete !== 0) process.exitCode = 1;
+}
+
+const role = arg('--role');
+if (role === 'sim') await runSim(process.argv[process.argv.indexOf('--role') + 2]!);
+else if (role === 'engine') await runEngine(process.argv[process.argv.indexOf('--role') + 2]!, process.argv[process.argv.indexOf('--role') + 3]!);
+else await main();
