@@ -172,7 +172,7 @@ test('no API instance: reads are retried until one answers; signals are not retr
   }
 });
 
-test('group health and capacity: members from resource.list; capacity.set surfaces the engine’s UNAVAILABLE', async () => {
+test('group health and capacity: members from resource.list; capacity.set resizes the group', async () => {
   const g = await ctx.a.createStack('grp', { template: group(3) });
   await settled(ctx.a, 'grp', 1, 'CREATE_COMPLETE');
   const h = await ctx.a.groupHealth('grp', 'workers');
@@ -182,12 +182,8 @@ test('group health and capacity: members from resource.list; capacity.set surfac
   assert.equal(h.counts, { total: 3, healthy: 3, in_progress: 0, failed: 0, deleted: 0, unknown: 0 });
   await expectError(ctx.a.groupHealth('grp', 'nope'), 'RESOURCE_NOT_FOUND');
   await expectError(ctx.a.setCapacity('grp', 'workers', -1), 'REQUEST_INVALID');
-  const set = await ctx.a.group(g.id, 'workers').setCapacity(5).catch((e: unknown) => e);
-  if (set instanceof KilnError) {
-    // The engine does not implement group.capacity.set yet: the API answers UNAVAILABLE (a reply, so not retried).
-    assert.equal([set.code, set.status], ['UNAVAILABLE', 503]);
-    await ctx.a.patchStack('grp', { parameters: { size: 5 } });
-  } else assert.equal(set, { id: g.id, name: 'grp', generation: 2 });
+  const set = await ctx.a.group(g.id, 'workers').setCapacity(5);
+  assert.equal(set, { id: g.id, name: 'grp', generation: 2 });
   await settled(ctx.a, 'grp', 2, 'UPDATE_COMPLETE');
   assert.is((await ctx.a.group('grp', 'workers').health()).counts.total, 5);
 });
@@ -220,22 +216,14 @@ test('fromConnection: an operator acts for a tenant over its own connection (inb
   }
 });
 
-test('operations the engine may not support yet: either their result or a typed UNAVAILABLE', async () => {
-  const outcome = async <T>(p: Promise<T>): Promise<T | undefined> => {
-    try {
-      return await p;
-    } catch (e) {
-      assert.instance(e, KilnError);
-      assert.equal([(e as KilnError).code, (e as KilnError).status], ['UNAVAILABLE', 503], (e as Error).message);
-      return undefined;
-    }
-  };
-  await outcome(ctx.a.markUnhealthy('private', 'a', { reason: 'test' }));
-  const cancelled = await outcome(ctx.a.cancelUpdate('private'));
-  if (cancelled) assert.is(cancelled.name, 'private');
-  const abandoned = await outcome(ctx.a.abandonStack('private'));
-  if (abandoned) assert.type(abandoned.adopt_data, 'object');
-  await outcome(ctx.a.adoptStack('adopted', { template: chain('x') }, abandoned?.adopt_data ?? { resources: {} }));
+test('mark-unhealthy, cancel, abandon and adopt through the SDK', async () => {
+  await ctx.a.markUnhealthy('private', 'a', { reason: 'test' });
+  const cancelled = await ctx.a.cancelUpdate('private');
+  assert.is(cancelled.name, 'private');
+  const abandoned = await ctx.a.abandonStack('private');
+  assert.type(abandoned.adopt_data, 'object');
+  const adopted = await ctx.a.adoptStack('adopted', { template: chain('x') }, abandoned.adopt_data);
+  assert.is(adopted.name, 'adopted');
 });
 
 test.run();
