@@ -24,30 +24,16 @@
  * Usage: node bench/dist/cloud.js [--quick] [--servers N] [--json <file>]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { peakRssMiB, say } from './lib/procs.js';
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const PARTITIONS = 64;
 const TENANT = 'bench';
 const SEED = 20261128;
 const self = fileURLToPath(import.meta.url);
-
-function say(line: string): void {
-  process.stdout.write(line + '\n');
-}
-
-/** Peak resident set (VmHWM) of a process in MiB, 0 when unknown. */
-function peakRssMiB(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : 0;
-  } catch {
-    return 0;
-  }
-}
 
 // ---- child roles ----------------------------------------------------------------------------
 

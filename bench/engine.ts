@@ -11,7 +11,7 @@
  * Usage: node bench/dist/engine.js [--quick] [--json <file>] [--only <scenario,...>]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { connect } from '@nats-io/transport-node';
@@ -19,6 +19,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { NatsServer } from '@kiln/natsd';
 import { Engine } from '@kiln/engine';
+import { peakRssMiB, say } from './lib/procs.js';
 
 const quick = process.argv.includes('--quick');
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
@@ -26,21 +27,6 @@ const jsonOut = arg('--json');
 const only = arg('--only')?.split(',');
 const PARTITIONS = 64;
 const workerScript = fileURLToPath(new URL('../../packages/engine/dist/test/fixtures/worker.js', import.meta.url));
-
-function say(line: string): void {
-  process.stdout.write(line + '\n');
-}
-
-/** Peak resident set (VmHWM) of a process in MiB, 0 when unknown. */
-function peakRssMiB(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Math.round(Number(m[1]) / 1024) : 0;
-  } catch {
-    return 0;
-  }
-}
 
 async function kvBaseline(url: string, n: number): Promise<number> {
   const nc = await connect({ servers: url });

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
+import { waitFor } from '@kiln/natsd';
 
 /**
  * The README's walk-through, end to end, with nothing in-process: `kiln up` in the background,
@@ -30,16 +31,6 @@ interface UpInfo {
 
 const ctx = {} as { dir: string; up: ChildProcess; upOut: string; upExit: Promise<number | null>; info: UpInfo; ws: WebSocket; messages: Array<Record<string, unknown>>; stackId: string };
 const test = suite('e2e: kiln up, stack create --wait, events on the web socket, delete, Ctrl-C');
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** `kiln ...` run from the project directory, so it finds the NATS URL in .kiln/nats-url. */
 function kiln(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

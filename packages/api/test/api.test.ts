@@ -9,7 +9,8 @@ import { OPERATIONS } from '../src/operations.js';
 import { eventSubject } from '../src/subjects.js';
 import { pushedEvent } from '../src/events.js';
 import { MemoryBackend } from './memory-backend.js';
-import { TEMPLATE, call, connectAs, createEventsStream, err, ok, startTenantServer, waitFor } from './harness.js';
+import { TEMPLATE, call, connectAs, createEventsStream, err, ok, startTenantServer } from './harness.js';
+import { waitFor } from '@kiln/natsd';
 
 interface Ctx {
   server: NatsServer;

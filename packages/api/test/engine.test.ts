@@ -6,8 +6,9 @@ import type { NatsServer } from '@kiln/natsd';
 import { ApiService } from '../src/service.js';
 import { EngineBackend } from '../src/engine-backend.js';
 import { Gateway } from '../src/gateway.js';
-import { PASSWORDS, connectAs, err, ok, startTenantServer, waitFor } from './harness.js';
+import { PASSWORDS, connectAs, err, ok, startTenantServer } from './harness.js';
 import { WsClient } from './ws-client.js';
+import { waitFor } from '@kiln/natsd';
 
 /**
  * Contract tests of the API against the real engine (one in-process node), through a real

@@ -8,8 +8,9 @@ import { ApiService } from '../src/service.js';
 import { Gateway, CLOSE, parseGatewayArgs } from '../src/gateway.js';
 import { EVENTS_STREAM, eventFilter, eventSubject } from '../src/subjects.js';
 import { MemoryBackend } from './memory-backend.js';
-import { PASSWORDS, TEMPLATE, connectAs, createEventsStream, ok, startTenantServer, waitFor } from './harness.js';
+import { PASSWORDS, TEMPLATE, connectAs, createEventsStream, ok, startTenantServer } from './harness.js';
 import { WsClient } from './ws-client.js';
+import { waitFor } from '@kiln/natsd';
 
 interface Ctx {
   server: NatsServer;

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { waitFor } from './harness.js';
+import { waitFor } from '@kiln/natsd';
 
 export type Msg = Record<string, unknown> & { type: string };
 export type EventMsg = { type: 'event'; event: { seq: number; tenant: string; stack: string; resource?: string; status: string; resource_type?: string } };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NatsServer, freePort } from '@kiln/natsd';
+import { freePort, NatsServer, waitFor } from '@kiln/natsd';
 
 /**
  * A multi-process installation from the component commands, as deploy/ runs them: `kiln
@@ -38,16 +38,6 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const ctx = {} as { dir: string; server: NatsServer; procs: Proc[]; cloudUrl: string; gatewayUrl: string };

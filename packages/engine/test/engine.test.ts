@@ -4,9 +4,9 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { decode } from '@kiln/core';
-import { NatsServer } from '@kiln/natsd';
+import { NatsServer, waitFor } from '@kiln/natsd';
 import { Engine, encodeToken, type EngineEvent } from '../src/index.js';
-import { settled, waitFor } from './helpers.js';
+import { settled } from './helpers.js';
 
 const test = suite<{ nats?: NatsServer; engine?: Engine }>('engine (one in-process node)');
 test.before(async (ctx) => {
@@ -121,9 +121,9 @@ test('overlapping updates: gen 3 wins, nothing of gen 1/2 is left', async ({ eng
     ),
   });
   const ref = await e.createStack({ name: 'overlap', template: wide('a', 40, 0.2) });
-  await waitFor(async () => (await e.listResources(ref.id)).length >= 5, 'gen 1 half done', 30_000, 20);
+  await waitFor('gen 1 half done', async () => (await e.listResources(ref.id)).length >= 5, 30_000, 20);
   await e.updateStack(ref.id, { template: wide('b', 30, 0.2) });
-  await waitFor(async () => (await e.listResources(ref.id)).some((r) => r.name.startsWith('b')), 'gen 2 started', 30_000, 20);
+  await waitFor('gen 2 started', async () => (await e.listResources(ref.id)).some((r) => r.name.startsWith('b')), 30_000, 20);
   await e.updateStack(ref.id, { template: { ...wide('c', 20), resources: { ...wide('c', 20).resources, ...wide('a', 3).resources } } });
   const s = await settled(e, ref.id, 3);
   assert.is(s.status, 'READY', s.reason);
@@ -141,7 +141,7 @@ test('WaitCondition signalled through the API', async ({ engine }) => {
       outputs: { data: { value: { get_attr: ['w', 'data'] } } },
     },
   });
-  await waitFor(async () => (await e.listResources(ref.id)).some((r) => r.name === 'h' && r.physicalId), 'handle created');
+  await waitFor('handle created', async () => (await e.listResources(ref.id)).some((r) => r.name === 'h' && r.physicalId), 60_000, 100);
   await e.signal('wait', 'h', { id: 'x', status: 'SUCCESS', data: 'hello' });
   const s = await settled(e, ref.id, 1);
   assert.is(s.status, 'READY', s.reason);

@@ -6,10 +6,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NatsServer } from '@kiln/natsd';
+import { NatsServer, waitFor } from '@kiln/natsd';
 import { parseTemplateText } from '@kiln/template';
 import { Engine, RETRY_BASE_MS, type ResourceType } from '../src/index.js';
-import { settled, waitFor } from './helpers.js';
+import { settled } from './helpers.js';
 
 const conformance = fileURLToPath(new URL('../../../../../shared/conformance/hot/inline/heat_integrationtests/', import.meta.url));
 const load = (rel: string) => readFileSync(conformance + rel, 'utf8');
@@ -72,7 +72,7 @@ test('test_simultaneous_update: retrigger during CREATE succeeds, and a failing 
   const e = engine!;
   const t = parseTemplateText(load('test_simultaneous_update/_test_template.yaml')) as { resources: Record<string, { properties: Record<string, unknown> }> };
   const ref = await e.createStack({ name: 'simul', template: t });
-  await waitFor(async () => (await e.listResources(ref.id)).find((r) => r.name === 'test2')?.status === 'CREATE_IN_PROGRESS', 'test2 creating');
+  await waitFor('test2 creating', async () => (await e.listResources(ref.id)).find((r) => r.name === 'test2')?.status === 'CREATE_IN_PROGRESS', 60_000, 100);
   const t2 = structuredClone(t);
   t2.resources.test2!.properties.value = 'Test2';
   t2.resources.test2!.properties.action_wait_secs = { update: 0 };
@@ -81,7 +81,7 @@ test('test_simultaneous_update: retrigger during CREATE succeeds, and a failing 
   assert.is(s.stackStatus, 'UPDATE_COMPLETE', s.reason);
 
   const ref2 = await e.createStack({ name: 'simul-fail', template: t });
-  await waitFor(async () => (await e.listResources(ref2.id)).find((r) => r.name === 'test2')?.status === 'CREATE_IN_PROGRESS', 'test2 creating');
+  await waitFor('test2 creating', async () => (await e.listResources(ref2.id)).find((r) => r.name === 'test2')?.status === 'CREATE_IN_PROGRESS', 60_000, 100);
   const t3 = structuredClone(t2);
   t3.resources.test2!.properties.fail = true;
   await e.updateStack(ref2.id, { template: t3 });
@@ -99,9 +99,9 @@ test('test_delete: deleting a group mid-create ends DELETE_COMPLETE with nothing
       resources: { g: { type: 'OS::Heat::ResourceGroup', properties: { count: 125, resource_def: { type: 'OS::Heat::TestResource', properties: { action_wait_secs: { create: 1 } } } } } },
     },
   });
-  await waitFor(async () => (await e.listResources(ref.id)).some((r) => r.nestedStackId), 'group started');
+  await waitFor('group started', async () => (await e.listResources(ref.id)).some((r) => r.nestedStackId), 60_000, 100);
   const child = (await e.listResources(ref.id))[0]!.nestedStackId!;
-  await waitFor(async () => (await e.listResources(child)).length > 10, 'members creating');
+  await waitFor('members creating', async () => (await e.listResources(child)).length > 10, 60_000, 100);
   await e.deleteStack(ref.id);
   const s = await settled(e, ref.id, 2);
   assert.is(s.stackStatus, 'DELETE_COMPLETE', s.reason);

@@ -1,32 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Engine, StackInfo } from '../src/index.js';
-
-/** Polls `fn` every `everyMs` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 60_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+import { waitFor } from '@kiln/natsd';
 
 /** Waits until the stack is at `gen` (or newer) and no longer converging. */
 export function settled(engine: Engine, id: string, gen: number, timeoutMs = 60_000): Promise<StackInfo> {
   return waitFor(
+    `stack ${id} gen ${gen} to settle`,
     async () => {
       const s = await engine.getStack(id);
       return s.generation >= gen && s.status !== 'CONVERGING' ? s : null;
     },
-    `stack ${id} gen ${gen} to settle`,
     timeoutMs,
+    100,
   );
 }
 

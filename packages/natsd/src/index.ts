@@ -2,3 +2,4 @@ export { NatsServer, natsServerBin, natsServerVersion, type NatsServerOptions } 
 export { NatsCluster } from './cluster.js';
 export { withNatsServer } from './fixture.js';
 export { freePort } from './ports.js';
+export { waitFor } from './wait.js';

@@ -6,10 +6,10 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NatsServer } from '@kiln/natsd';
+import { NatsServer, waitFor } from '@kiln/natsd';
 import { Engine, RETRY_BASE_MS, type StackInfo } from '@kiln/engine';
 import { cloudTypes } from '../src/index.js';
-import { QUICK, startWorld, waitFor, type World } from './helpers.js';
+import { QUICK, startWorld, type World } from './helpers.js';
 
 const test = suite<{ nats?: NatsServer; w?: World; engine?: Engine }>('autoscaling against the sim cloud');
 

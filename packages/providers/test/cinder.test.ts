@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classifyCloudError } from '../src/index.js';
-import { ctx, create, props, rejection, replaces, startWorld, waitFor, type World } from './helpers.js';
+import { ctx, create, props, rejection, replaces, startWorld, type World } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
 
 const test = suite<{ w?: World; server?: string }>('cinder types against the sim cloud');
 test.before(async (c) => {

@@ -6,39 +6,26 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NatsServer } from '@kiln/natsd';
-import { Engine, type StackInfo } from '@kiln/engine';
+import { waitFor } from '@kiln/natsd';
+import type { Engine } from '@kiln/engine';
 import { parseYaml } from '@kiln/template';
-import { cloudTypes } from '../src/index.js';
-import { QUICK, startWorld, waitFor, type World } from './helpers.js';
+import { settled, startEngineWorld, stopEngineWorld, type EngineWorld, type World } from './helpers.js';
 
 const HOT = fileURLToPath(new URL('../../../../../shared/conformance/hot/', import.meta.url));
 
-const test = suite<{ nats?: NatsServer; w?: World; engine?: Engine; fixed?: Set<string>; ids?: Record<string, string> }>('conformance templates deployed into the sim cloud');
+const test = suite<Partial<EngineWorld> & { fixed?: Set<string>; ids?: Record<string, string> }>('conformance templates deployed into the sim cloud');
 
 test.before(async (c) => {
-  c.nats = await NatsServer.start();
-  c.w = await startWorld();
-  c.engine = await Engine.start({ servers: c.nats.url, partitions: 8, nodeId: 'providers-conformance', types: cloudTypes(c.w.client, QUICK) });
+  await startEngineWorld(c, 'providers-conformance');
+  const w = c.w!;
   // What a real project already has: an external network and a private network with a subnet.
-  const pub = await c.w.client.create('network', { name: 'public', 'router:external': true });
-  const priv = await c.w.client.create('network', { name: 'private' });
-  const sub = await c.w.client.create('subnet', { network_id: priv.id, cidr: '10.250.0.0/24', name: 'private-subnet' });
+  const pub = await w.client.create('network', { name: 'public', 'router:external': true });
+  const priv = await w.client.create('network', { name: 'private' });
+  const sub = await w.client.create('subnet', { network_id: priv.id, cidr: '10.250.0.0/24', name: 'private-subnet' });
   c.ids = { pub: pub.id, priv: priv.id, sub: sub.id };
   c.fixed = new Set([pub.id, priv.id, sub.id]);
 });
-test.after(async (c) => {
-  await c.engine?.stop();
-  await c.w?.stop();
-  await c.nats?.stop();
-});
-
-function settled(e: Engine, id: string, gen: number): Promise<StackInfo> {
-  return waitFor(`stack ${id} gen ${gen}`, async () => {
-    const s = await e.getStack(id);
-    return s.generation >= gen && s.status !== 'CONVERGING' ? s : null;
-  }, 60_000);
-}
+test.after(stopEngineWorld);
 
 interface Case {
   file: string;

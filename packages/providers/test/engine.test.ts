@@ -1,30 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NatsServer } from '@kiln/natsd';
-import { Engine, type StackInfo } from '@kiln/engine';
-import { cloudTypes } from '../src/index.js';
-import { QUICK, startWorld, waitFor, type World } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
+import { settled, startEngineWorld, stopEngineWorld, type EngineWorld } from './helpers.js';
 
-const test = suite<{ nats?: NatsServer; w?: World; engine?: Engine }>('engine + cloud types + sim cloud');
+const test = suite<Partial<EngineWorld>>('engine + cloud types + sim cloud');
 
-// The nats-server is stopped only after the engine (withNatsServer's after hook would run first).
-test.before(async (c) => {
-  c.nats = await NatsServer.start();
-  c.w = await startWorld();
-  c.engine = await Engine.start({ servers: c.nats!.url, partitions: 8, nodeId: 'providers-test', types: cloudTypes(c.w.client, QUICK) });
-});
-test.after(async (c) => {
-  await c.engine?.stop();
-  await c.w?.stop();
-  await c.nats?.stop();
-});
-
-function settled(e: Engine, id: string, gen: number): Promise<StackInfo> {
-  return waitFor(`stack ${id} gen ${gen}`, async () => {
-    const s = await e.getStack(id);
-    return s.generation >= gen && s.status !== 'CONVERGING' ? s : null;
-  }, 60_000);
-}
+test.before((c) => startEngineWorld(c, 'providers-test'));
+test.after(stopEngineWorld);
 
 const template = {
   heat_template_version: '2018-08-31',

@@ -5,38 +5,16 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NatsServer } from '@kiln/natsd';
-import { Engine, type StackInfo } from '@kiln/engine';
-import { cloudTypes } from '../src/index.js';
-import { QUICK, startWorld, waitFor, type World } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
+import type { Engine } from '@kiln/engine';
+import { settled, startEngineWorld, stopEngineWorld, type EngineWorld, type World } from './helpers.js';
 
-const test = suite<{ nats?: NatsServer; w?: World; engine?: Engine }>('heal: observe and repair against the sim cloud');
+const test = suite<Partial<EngineWorld>>('heal: observe and repair against the sim cloud');
 
 const OBSERVE_MS = 1_000;
 
-test.before(async (c) => {
-  c.nats = await NatsServer.start();
-  c.w = await startWorld();
-  c.engine = await Engine.start({
-    servers: c.nats!.url,
-    partitions: 8,
-    nodeId: 'heal-test',
-    types: cloudTypes(c.w.client, QUICK),
-    heal: { observeIntervalMs: OBSERVE_MS, repairsPerSecond: 20, repairBurst: 20 },
-  });
-});
-test.after(async (c) => {
-  await c.engine?.stop();
-  await c.w?.stop();
-  await c.nats?.stop();
-});
-
-function settled(e: Engine, id: string, gen: number): Promise<StackInfo> {
-  return waitFor(`stack ${id} gen ${gen}`, async () => {
-    const s = await e.getStack(id);
-    return s.generation >= gen && s.status !== 'CONVERGING' ? s : null;
-  }, 60_000);
-}
+test.before((c) => startEngineWorld(c, 'heal-test', { heal: { observeIntervalMs: OBSERVE_MS, repairsPerSecond: 20, repairBurst: 20 } }));
+test.after(stopEngineWorld);
 
 const template = {
   heat_template_version: '2018-08-31',

@@ -1,6 +1,7 @@
 import { SimCloud, SimCloudClient, type SimCloudOptions } from '@kiln/sim-cloud';
-import { checkProperties, needsReplacement, type ActionRequest, type ResourceType, type TaskType } from '@kiln/engine';
-import { createCloudProvider, type CloudProvider, type CloudTaskType, type GatewayOptions, type TaskContext } from '../src/index.js';
+import { Engine, checkProperties, needsReplacement, type ActionRequest, type EngineOptions, type ResourceType, type StackInfo, type TaskType } from '@kiln/engine';
+import { NatsServer, waitFor } from '@kiln/natsd';
+import { cloudTypes, createCloudProvider, type CloudProvider, type CloudTaskType, type GatewayOptions, type TaskContext } from '../src/index.js';
 
 /** Latencies small enough for tests, still asynchronous. */
 export const FAST: SimCloudOptions['latency'] = {
@@ -85,22 +86,6 @@ export function replaces(t: ResourceType, oldGiven: Record<string, unknown>, new
   return needsReplacement(t, props(t, oldGiven), props(t, newGiven));
 }
 
-/** Polls until `probe` gives a truthy value (deadline, not a fixed sleep). */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** The error a promise rejects with (fails if it resolves). */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -109,4 +94,33 @@ export async function rejection(p: Promise<unknown>): Promise<unknown> {
     return e;
   }
   throw new Error('expected a rejection');
+}
+
+/** A real nats-server, a sim cloud and an engine running the cloud types against it. */
+export interface EngineWorld {
+  nats: NatsServer;
+  w: World;
+  engine: Engine;
+}
+
+/** Starts an EngineWorld into `c` piece by piece, so stopEngineWorld stops whatever did start. */
+export async function startEngineWorld(c: Partial<EngineWorld>, nodeId: string, opts: EngineOptions = {}): Promise<void> {
+  c.nats = await NatsServer.start();
+  c.w = await startWorld();
+  c.engine = await Engine.start({ servers: c.nats.url, partitions: 8, nodeId, types: cloudTypes(c.w.client, QUICK), ...opts });
+}
+
+/** The nats-server is stopped only after the engine (withNatsServer's after hook would run first). */
+export async function stopEngineWorld(c: Partial<EngineWorld>): Promise<void> {
+  await c.engine?.stop();
+  await c.w?.stop();
+  await c.nats?.stop();
+}
+
+/** Waits until the stack is at `gen` (or newer) and no longer converging. */
+export function settled(e: Engine, id: string, gen: number): Promise<StackInfo> {
+  return waitFor(`stack ${id} gen ${gen}`, async () => {
+    const s = await e.getStack(id);
+    return s.generation >= gen && s.status !== 'CONVERGING' ? s : null;
+  }, 60_000);
 }

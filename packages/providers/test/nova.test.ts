@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classifyCloudError, createCloudProvider } from '../src/index.js';
-import { QUICK, ctx, create, rejection, replaces, request, props, startWorld, waitFor, type World } from './helpers.js';
+import { QUICK, ctx, create, rejection, replaces, request, props, startWorld, type World } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
 
 const test = suite<{ w?: World; net?: string; sub?: string }>('OS::Nova::Server against the sim cloud');
 test.before(async (c) => {

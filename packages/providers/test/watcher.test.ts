@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createCloudProvider, type CloudProvider } from '../src/index.js';
-import { QUICK, ctx, props, request, startWorld, waitFor, type World } from './helpers.js';
+import { QUICK, ctx, props, request, startWorld, type World } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
 
 const test = suite<{ w?: World }>('waits woken by the change feed');
 test.before(async (c) => {

@@ -1,9 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NatsCluster } from '@kiln/natsd';
+import { NatsCluster, waitFor } from '@kiln/natsd';
 import { Runtime } from '../src/index.js';
 import { counter, type CounterState } from './fixtures/counter.js';
-import { waitFor } from './helpers.js';
 
 test('two runtimes on a 3-node JetStream cluster with R3 buckets and streams', async () => {
   const cluster = await NatsCluster.start(3);

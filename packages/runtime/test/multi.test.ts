@@ -4,11 +4,11 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { decode, encode } from '@kiln/core';
-import { NatsServer } from '@kiln/natsd';
+import { NatsServer, waitFor } from '@kiln/natsd';
 import { actorKey, partitionOf } from '../src/index.js';
 import { stateOf, type ActorRecord } from '../src/step.js';
 import type { CounterState } from './fixtures/counter.js';
-import { logLines, startWorker, waitFor, type WorkerProcess } from './helpers.js';
+import { logLines, startWorker, type WorkerProcess } from './helpers.js';
 
 interface Ctx {
   nats: NatsServer;

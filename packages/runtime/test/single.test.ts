@@ -4,11 +4,10 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { decode, encode } from '@kiln/core';
-import { NatsServer } from '@kiln/natsd';
+import { NatsServer, waitFor } from '@kiln/natsd';
 import { Runtime, actorKey, effectId, partitionOf, type RuntimeOptions, type TaskHandler } from '../src/index.js';
 import type { ActorRecord } from '../src/step.js';
 import { counter, type CounterState } from './fixtures/counter.js';
-import { waitFor } from './helpers.js';
 
 interface Ctx {
   nats: NatsServer;

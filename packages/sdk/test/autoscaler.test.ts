@@ -7,7 +7,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PolicyRunner, groupCapacity, parameterCapacity, type Decision, type KilnClient } from '../src/index.js';
 import { metricSource } from '../examples/autoscaler.js';
-import { Installation, TENANT_PASSWORD, group, repoRoot, serverMember, waitFor } from './fixture.js';
+import { Installation, TENANT_PASSWORD, group, repoRoot, serverMember } from './fixture.js';
+import { waitFor } from '@kiln/natsd';
 
 /**
  * The policy runner and the example autoscaler driving a real group through the real API and

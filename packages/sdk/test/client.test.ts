@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { headers, type Msg } from '@nats-io/transport-node';
 import { KilnError } from '@kiln/core';
 import { KilnClient } from '../src/index.js';
-import { Installation, chain, group, waitFor } from './fixture.js';
+import { Installation, chain, group } from './fixture.js';
+import { waitFor } from '@kiln/natsd';
 
 /** The SDK against a real nats-server (shipped tenants config), the real API service and a real engine. */
 const ctx = {} as { k: Installation; a: KilnClient; aPack: KilnClient; b: KilnClient };

@@ -5,7 +5,8 @@ import { Empty, headers } from '@nats-io/transport-node';
 import { KilnError } from '@kiln/core';
 import { EVENTS_STREAM } from '@kiln/api';
 import type { EventWatch, KilnClient, KilnEvent } from '../src/index.js';
-import { Installation, chain, waitFor } from './fixture.js';
+import { Installation, chain } from './fixture.js';
+import { waitFor } from '@kiln/natsd';
 
 /**
  * watch() against the real API's events.subscribe. Events are published the way the engine

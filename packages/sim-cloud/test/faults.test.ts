@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KilnError } from '@kiln/core';
 import { SimCloudClient, parseFaultsArg, parseLatencyArg, parseArgs } from '../src/index.js';
-import { raw, startSim, waitFor } from './helpers.js';
+import { raw, startSim } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
 
 const server = { name: 'vm', flavorRef: '1', imageRef: 'cirros-0.6.2-x86_64-disk' };
 

@@ -1,21 +1,5 @@
 import { SimCloud, SimCloudClient, type SimCloudOptions } from '../src/index.js';
 
-/** Polls `probe` until it returns a truthy value, or fails after the deadline with `what`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false | null> | T | undefined | false | null, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** Latencies small enough for tests, still asynchronous. */
 export const FAST = {
   default: { dist: 'uniform', min: 5, max: 20 },

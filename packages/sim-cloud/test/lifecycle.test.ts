@@ -2,7 +2,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KilnError } from '@kiln/core';
 import type { SimCloud, SimCloudClient } from '../src/index.js';
-import { raw, startSim, statusTrail, waitFor } from './helpers.js';
+import { raw, startSim, statusTrail } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
 
 const test = suite<{ sim: SimCloud; client: SimCloudClient }>('lifecycle');
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SimCloud, SimCloudClient } from '../src/index.js';
-import { FAST, waitFor } from './helpers.js';
+import { FAST } from './helpers.js';
+import { waitFor } from '@kiln/natsd';
 
 const fixture = fileURLToPath(new URL('./fixture/sim-process.js', import.meta.url));
 

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { encode } from '@kiln/core';
 import { OPERATIONS } from '@kiln/api';
-import { call, checkProperty, startApiBed, untypedError, waitFor, writeMark, type ApiBed } from './harness.js';
+import { call, checkProperty, startApiBed, untypedError, writeMark, type ApiBed } from './harness.js';
+import { waitFor } from '@kiln/natsd';
 
 /**
  * Random and mutated request bodies on every API operation, through a real nats-server, the API

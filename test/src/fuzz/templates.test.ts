@@ -4,7 +4,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { parse, stringify } from 'yaml';
-import { call, checkProperty, corpusDir, startApiBed, untypedError, waitFor, writeMark, type ApiBed, type Reply } from './harness.js';
+import { call, checkProperty, corpusDir, startApiBed, untypedError, writeMark, type ApiBed, type Reply } from './harness.js';
+import { waitFor } from '@kiln/natsd';
 
 /**
  * Mutated conformance templates through stack.validate, stack.preview and stack.create on the

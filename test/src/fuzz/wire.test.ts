@@ -4,9 +4,9 @@ import fc from 'fast-check';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { decode, encode } from '@kiln/core';
-import { NatsServer } from '@kiln/natsd';
+import { NatsServer, waitFor } from '@kiln/natsd';
 import { Runtime, actorKey, partitionOf, type ActorBehavior } from '@kiln/runtime';
-import { checkProperty, waitFor } from './harness.js';
+import { checkProperty } from './harness.js';
 
 /**
  * Garbage, truncated msgpack, non-envelope values and bad actor keys published straight onto
