@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classifyCloudError, createCloudProvider } from '../src/index.js';
-import { QUICK, ctx, create, rejection, replaces, request, props, startWorld, type World } from './helpers.js';
+import { FAST, QUICK, ctx, create, rejection, replaces, request, props, startWorld, type World } from './helpers.js';
 import { waitFor } from '@kiln/natsd';
 
 const test = suite<{ w?: World; net?: string; sub?: string }>('OS::Nova::Server against the sim cloud');
@@ -169,11 +169,14 @@ test('a create that happened before a crash is found again by its key, not repea
   const Server = w!.type('OS::Nova::Server');
   const req = request('once', props(Server, { flavor: 'm1.tiny', image: 'cirros-0.6.2-x86_64-disk', networks: [{ network: net, fixed_ip: '10.1.0.99' }] }));
   // First attempt dies mid-wait (the node lost its partition): the server exists, no result was stored.
+  // A boot slower than any scheduling delay keeps the server in BUILD until the abort.
+  await w!.client.setLatency({ server: { dist: 'fixed', ms: 1_500 } });
   const ac = new AbortController();
   const first = Server.create(req, ctx(ac.signal));
   await waitFor('server created', async () => (await w!.client.inventory({ kind: 'server' })).length === 1);
   ac.abort();
   assert.is(classifyCloudError(await rejection(first)).code, 'ABORTED');
+  await w!.client.setLatency({ server: FAST!.server! });
   // The replay (same incarnation, same key) finds it; so does a second replay.
   const a = await Server.create(req, ctx());
   const b = await Server.create(req, ctx());
