@@ -67,6 +67,9 @@ const evenly = (counts: number[]) => counts.reduce((a, b) => a + b, 0) === PARTI
 async function flood(ctx: Ctx, prefix: string, actors: number, per: number, during: (i: number) => void | Promise<void> = () => undefined): Promise<void> {
   const js = jetstream(ctx.nc);
   const pending = new Set<Promise<unknown>>();
+  // An actor's next message is published only once its previous one is stored: a publish retried
+  // across an outage must not land behind a later one (the mailbox order is the stream order).
+  const previous: Promise<unknown>[] = new Array(actors).fill(Promise.resolve());
   let i = 0;
   for (let s = 1; s <= per; s++) {
     for (let a = 0; a < actors; a++, i++) {
@@ -84,7 +87,8 @@ async function flood(ctx: Ctx, prefix: string, actors: number, per: number, duri
           }
         }
       };
-      const p: Promise<unknown> = publish().finally(() => pending.delete(p));
+      const p: Promise<unknown> = previous[a]!.then(publish).finally(() => pending.delete(p));
+      previous[a] = p;
       pending.add(p);
       if (pending.size >= 300) await Promise.race(pending);
       await during(i);
