@@ -1,6 +1,5 @@
 import { KilnError } from '@kiln/core';
 import { Engine, HotTemplateAdapter, type AdoptRequest, type ResourceInfo, type StackInfo, type StackSpec } from '@kiln/engine';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type {
   AdoptStackInput,
   CreateStackInput,
@@ -28,8 +27,6 @@ import type {
  */
 export interface EngineBackendOptions {
   engine: Engine;
-  /** Unused: the engine lists stacks itself now. Accepted so existing callers keep compiling. */
-  nc?: NatsConnection;
   version?: string;
 }
 

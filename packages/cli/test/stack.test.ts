@@ -45,7 +45,7 @@ test.before(async () => {
   ctx.server = await NatsServer.start();
   ctx.engine = await Engine.start({ servers: ctx.server.url, partitions: 8, nodeId: 'cli-test' });
   ctx.nc = await connect({ servers: ctx.server.url });
-  ctx.api = await ApiService.start({ nc: ctx.nc, backend: await EngineBackend.open({ engine: ctx.engine, nc: ctx.nc }) });
+  ctx.api = await ApiService.start({ nc: ctx.nc, backend: await EngineBackend.open({ engine: ctx.engine }) });
   ctx.dir = mkdtempSync(join(tmpdir(), 'kiln-cli-stack-'));
   ctx.nats = ['--nats', ctx.server.url];
 });

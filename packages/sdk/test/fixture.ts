@@ -60,7 +60,7 @@ export class Installation {
   }
 
   async startApi(): Promise<void> {
-    this.api = await ApiService.start({ nc: this.kiln, backend: await EngineBackend.open({ engine: this.engine, nc: this.kiln }) });
+    this.api = await ApiService.start({ nc: this.kiln, backend: await EngineBackend.open({ engine: this.engine }) });
   }
 
   async stopApi(): Promise<void> {

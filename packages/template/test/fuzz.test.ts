@@ -28,7 +28,8 @@ const parsed = texts.map((t) => {
 }).filter((t): t is Record<string, unknown> => t !== undefined);
 
 /** The whole pipeline a request goes through; returns the typed error, if any. */
-function pipeline(input: string | Record<string, unknown>, env: EnvironmentInput = {}, params: Record<string, unknown> = {}): void {
+/** Runs the whole pipeline; returns the typed error it ended with, if any (an untyped one fails the test). */
+function pipeline(input: string | Record<string, unknown>, env: EnvironmentInput = {}, params: Record<string, unknown> = {}): KilnError | undefined {
   try {
     const template = typeof input === 'string' ? parseTemplateText(input) : input;
     for (const validateValues of [false, true]) {
@@ -38,7 +39,9 @@ function pipeline(input: string | Record<string, unknown>, env: EnvironmentInput
     }
   } catch (e) {
     if (!(e instanceof KilnError)) throw new Error(`untyped ${(e as Error)?.constructor?.name}: ${(e as Error)?.stack ?? String(e)}`);
+    return e;
   }
+  return undefined;
 }
 
 type Path = (string | number)[];
@@ -139,12 +142,12 @@ test('random environments and parameter values fail only with KilnErrors', () =>
 
 test('pathological inputs: deep nesting, alias bombs, huge counts', () => {
   const deep = `{"heat_template_version": "2015-10-15", "resources": {"a": {"type": "OS::Heat::None", "properties": {"p": ${'['.repeat(20000)}${']'.repeat(20000)}}}}}`;
-  pipeline(deep);
+  assert.is(pipeline(deep)?.code, 'TEMPLATE_INVALID', 'nesting beyond the limit is refused');
   const bomb = ['heat_template_version: 2015-10-15', 'a: &a ["x","x","x","x","x","x","x","x","x"]'];
   for (let i = 0; i < 12; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)},*${String.fromCharCode(97 + i)}]`);
-  pipeline(bomb.join('\n'));
-  pipeline('heat_template_version: 2015-10-15\nresources:\n  g: {type: OS::Heat::ResourceGroup, properties: {count: 1e300, resource_def: {type: OS::Heat::None}}}\n');
-  assert.ok(true);
+  assert.is(pipeline(bomb.join('\n'))?.code, 'YAML_SYNTAX', 'alias expansion is bounded');
+  const huge = pipeline('heat_template_version: 2015-10-15\nresources:\n  g: {type: OS::Heat::ResourceGroup, properties: {count: 1e300, resource_def: {type: OS::Heat::None}}}\n');
+  assert.equal([huge?.code, huge?.path], ['PROPERTY_INVALID', 'resources.g.properties.count']);
 });
 
 test.run();
