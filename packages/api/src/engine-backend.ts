@@ -1,5 +1,5 @@
 import { KilnError } from '@kiln/core';
-import { Engine, HotTemplateAdapter, type AdoptRequest, type ResourceInfo, type StackInfo, type StackSpec } from '@kiln/engine';
+import { Engine, HotTemplateAdapter, type AdoptRequest, type ResourceInfo, type StackDescription, type StackInfo, type StackSpec } from '@kiln/engine';
 import type {
   AdoptStackInput,
   CreateStackInput,
@@ -31,6 +31,8 @@ export interface EngineBackendOptions {
 }
 
 const BY_STATUS_EXACT_MAX = 1000;
+/** Stack descriptions kept per API process (one per stack generation shown). */
+const DESCRIPTION_CACHE = 1000;
 
 function iso(ms: number): string {
   return new Date(ms || 0).toISOString();
@@ -46,6 +48,7 @@ function specOf(src: Partial<StackSource>): StackSpec {
 
 export class EngineBackend implements StackBackend {
   private readonly template = new HotTemplateAdapter();
+  private readonly descriptions = new Map<string, StackDescription>();
 
   private constructor(private readonly o: EngineBackendOptions) {}
 
@@ -131,11 +134,38 @@ export class EngineBackend implements StackBackend {
   async getStack(tenant: string, ref: string): Promise<StackView | undefined> {
     const s = await this.info(tenant, ref);
     if (!s) return undefined;
+    const [d, byStatus] = await Promise.all([this.describe(s), this.byStatus(s)]);
+    const keys = new Set([...Object.keys(d?.outputs ?? {}), ...Object.keys(s.outputs)]);
     return {
       ...this.summary(s),
-      outputs: Object.entries(s.outputs).map(([key, value]) => ({ key, value })),
-      resources: { total: s.resources.total, byStatus: await this.byStatus(s) },
+      description: d?.description,
+      parameters: d?.parameters,
+      outputs: [...keys].map((key) => ({ key, value: s.outputs[key], description: d?.outputs[key] })),
+      resources: { total: s.resources.total, byStatus },
     };
+  }
+
+  /**
+   * The description of the stack's desired spec, cached per generation (a spec never changes, and
+   * parsing a big template on every show would dominate its latency). Undefined while the spec is
+   * unreadable (e.g. the stack is being deleted).
+   */
+  private async describe(s: StackInfo): Promise<StackDescription | undefined> {
+    let desired: { generation: number; spec: StackSpec };
+    try {
+      desired = await this.engine.desiredSpec(s.id);
+    } catch (e) {
+      if ((e as KilnError).code === 'STACK_NOT_FOUND') return undefined;
+      throw e;
+    }
+    const key = `${s.id}:${desired.generation}`;
+    let d = this.descriptions.get(key);
+    if (!d) {
+      d = this.template.describe(desired.spec, { stackId: s.id, stackName: s.name, tenant: s.tenant });
+      if (this.descriptions.size >= DESCRIPTION_CACHE) this.descriptions.delete(this.descriptions.keys().next().value as string);
+      this.descriptions.set(key, d);
+    }
+    return d;
   }
 
   /**

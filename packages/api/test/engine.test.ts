@@ -232,4 +232,31 @@ test('stack.abandon forgets the stack and keeps its resources; stack.adopt takes
   assert.ok(res2.resources.every((r) => r.status === 'ADOPT_COMPLETE'), JSON.stringify(res2.resources));
 });
 
+test('stack.show describes the desired spec: description, parameter values (hidden masked), output descriptions', async () => {
+  const t = {
+    heat_template_version: '2016-10-14',
+    description: 'two values',
+    parameters: {
+      size: { type: 'number', default: 3 },
+      secret: { type: 'string', hidden: true },
+      name: { type: 'string', default: 'n' },
+    },
+    resources: { v: { type: 'OS::Heat::Value', properties: { value: { get_param: 'size' } } } },
+    outputs: { size: { description: 'the size', value: { get_attr: ['v', 'value'] } }, bare: { value: 1 } },
+  };
+  const g = await ok<{ id: string; generation: number }>(ctx.a, 'tenant-a', 'stack.create', { name: 'described', template: t, parameters: { secret: 'pw', name: 'x' } });
+  await settled(ctx.a, 'tenant-a', g.id, 1, 'CREATE_COMPLETE');
+  type Described = Show & { description: string; parameters: Record<string, unknown>; outputs: Array<{ key: string; value: unknown; description?: string }> };
+  const s = await ok<Described>(ctx.a, 'tenant-a', 'stack.show', { stack: 'described' });
+  assert.is(s.description, 'two values');
+  assert.equal(s.parameters, { 'OS::stack_id': g.id, 'OS::stack_name': 'described', 'OS::region': 'RegionOne', 'OS::project_id': 'tenant-a', size: 3, secret: '******', name: 'x' });
+  assert.equal(s.outputs.sort((x, y) => x.key.localeCompare(y.key)), [{ key: 'bare', value: 1 }, { key: 'size', value: 3, description: 'the size' }]);
+  // A patch is a new generation: show describes it, not the cached first one.
+  const g2 = await ok<{ generation: number }>(ctx.a, 'tenant-a', 'stack.patch', { stack: 'described', parameters: { size: 5 } });
+  await settled(ctx.a, 'tenant-a', g.id, g2.generation, 'UPDATE_COMPLETE');
+  const s2 = await ok<Described>(ctx.a, 'tenant-a', 'stack.show', { stack: 'described' });
+  assert.is(s2.parameters.size, 5);
+  assert.is(s2.parameters.name, 'x');
+});
+
 test.run();

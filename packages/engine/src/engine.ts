@@ -520,6 +520,14 @@ export class Engine {
     };
   }
 
+  /** The desired spec of the stack's current generation (what `stack show` describes). */
+  async desiredSpec(ref: StackRef): Promise<{ generation: number; spec: StackSpec }> {
+    const id = await this.resolveAny(ref);
+    const e = await this.entry(id);
+    if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
+    return { generation: e.value.gen, spec: (await this.getSpec(id, e.value.specGen)).spec };
+  }
+
   /** The tenant's stacks (not deleted), by name; paged with an opaque cursor. */
   async listStacks(tenant: string, o: ListStacksOptions = {}): Promise<{ stacks: StackInfo[]; nextCursor?: string }> {
     const limit = Math.max(1, o.limit ?? 100);

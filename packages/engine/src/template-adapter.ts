@@ -10,6 +10,7 @@
 import { KilnError } from '@kiln/core';
 import {
   Environment,
+  PSEUDO_PARAMETERS,
   StackDefinition,
   Template,
   collectPending,
@@ -21,6 +22,14 @@ import {
 } from '@kiln/template';
 import type { DepView, NestedTemplate, PlannedResource, Resolved, StackPlan, TemplateAdapter } from './spec.js';
 import type { ResolveScope, StackSpec } from './types.js';
+
+/** A spec as Heat's stack show describes it. */
+export interface StackDescription {
+  readonly description: string;
+  readonly parameters: Record<string, unknown>;
+  /** Output key -> its description. */
+  readonly outputs: Record<string, string | undefined>;
+}
 
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -80,6 +89,32 @@ function paramType(v: unknown): string {
 }
 
 export class HotTemplateAdapter implements TemplateAdapter {
+  /**
+   * What Heat's stack show tells about a spec: its description, every parameter's value (hidden
+   * ones masked, pseudo parameters included) and each output's description.
+   */
+  describe(spec: StackSpec, identity: { stackId: string; stackName: string; tenant: string }): StackDescription {
+    const template = Template.from(templateObject(spec.template));
+    const stack = new StackDefinition(template, {
+      environment: new Environment(environmentInput(spec.environment)),
+      params: spec.parameters ?? {},
+      files: spec.files ?? {},
+      identity: { stackId: identity.stackId, stackName: identity.stackName, projectId: identity.tenant },
+    });
+    const parameters: Record<string, unknown> = {};
+    for (const name of PSEUDO_PARAMETERS) parameters[name] = stack.parameters.get(name);
+    for (const name of stack.parameters.names()) {
+      try {
+        parameters[name] = stack.parameters.entry(name)?.schema.hidden ? '******' : stack.parameters.get(name);
+      } catch {
+        parameters[name] = null;
+      }
+    }
+    const outputs: Record<string, string | undefined> = {};
+    for (const [key, o] of template.outputs) outputs[key] = typeof o.description === 'string' ? o.description : undefined;
+    return { description: template.description, parameters, outputs };
+  }
+
   plan(spec: StackSpec, identity: { stackId: string; stackName: string }): StackPlan {
     const files = spec.files ?? {};
     const template = Template.from(templateObject(spec.template));
