@@ -7,13 +7,15 @@
  * and a parent stack update that leaves the group's template size alone keeps it.
  *
  * Scale-in picks the members to remove by `removal_policy`: `newest` (highest indices, the
- * default, as Heat), `oldest`, or by name (`removal_policies: [{resource_list: [...]}]`, as
- * ResourceGroup). Failed members are replaced by heal whatever the cooldown.
+ * default), `oldest`, `unhealthy_first` (failed or repairing members, then the oldest: Heat's
+ * AutoScalingGroup removes FAILED members first), and named ones before any of these
+ * (`removal_policies: [{resource_list: [...]}]`, as ResourceGroup). Failed members are replaced
+ * by heal whatever the cooldown.
  */
 import type { NestedType, PureType } from './provider.js';
-import { resourceGroupType, type GroupMemberData } from './builtins.js';
+import { resourceGroupType, scaleInPolicy, SCALE_IN_POLICIES, type GroupMemberData } from './builtins.js';
 import { memberExists, shapeExtent } from './shard.js';
-import type { GroupShape } from './types.js';
+import type { GroupShape, ScaleInPolicy } from './types.js';
 
 export const AUTOSCALING_GROUP = 'OS::Heat::AutoScalingGroup';
 export const SCALING_POLICY = 'OS::Heat::ScalingPolicy';
@@ -36,17 +38,24 @@ export function liveMembers(shape: GroupShape): number[] {
 
 /**
  * The indices to remove (added to the group's cumulative removal list) when going from `prev` to
- * `count` members: named members first, then the oldest when the policy says so; `newest` needs
- * none (a smaller count drops the highest indices).
+ * `count` members: named members first, then for `unhealthy_first` the `unhealthy` ones (failed
+ * or repairing, as the shards last reported them) and then the oldest; for `oldest` the oldest;
+ * `newest` needs none (a smaller count drops the highest indices).
  */
-export function scaleInRemovals(prev: GroupShape, count: number, policy: string, named: readonly number[]): number[] {
+export function scaleInRemovals(prev: GroupShape, count: number, policy: ScaleInPolicy | string, named: readonly number[], unhealthy: readonly number[] = []): number[] {
   const live = liveMembers(prev);
   const excess = live.length - count;
   if (excess <= 0) return [];
-  const out = named.filter((i) => live.includes(i)).slice(0, excess);
-  if (policy === 'oldest') for (const i of live) if (out.length < excess && !out.includes(i)) out.push(i);
-  return out;
+  const isLive = new Set(live);
+  const out = new Set(named.filter((i) => isLive.has(i)).slice(0, excess));
+  const take = (candidates: Iterable<number>) => {
+    for (const i of candidates) if (out.size < excess && isLive.has(i)) out.add(i);
+  };
+  if (policy === 'unhealthy_first') take([...unhealthy].sort((a, b) => a - b));
+  if (policy === 'oldest' || policy === 'unhealthy_first') take(live);
+  return [...out];
 }
+
 
 export const autoScalingGroupType: NestedType = {
   kind: 'nested',
@@ -57,7 +66,8 @@ export const autoScalingGroupType: NestedType = {
     desired_capacity: { type: 'integer', updateAllowed: true },
     cooldown: { type: 'integer', updateAllowed: true },
     resource: { type: 'map', required: true, updateAllowed: true },
-    rolling_updates: { type: 'map', updateAllowed: true },
+    // Heat's default: a changed member definition is rolled out one member at a time.
+    rolling_updates: { type: 'map', default: { min_in_service: 0, max_batch_size: 1, pause_time: 0 }, updateAllowed: true },
     removal_policy: { type: 'string', default: 'newest', updateAllowed: true },
     removal_policies: { type: 'list', default: [], updateAllowed: true },
   },
@@ -67,14 +77,19 @@ export const autoScalingGroupType: NestedType = {
     const min = Number(p.min_size);
     const max = Number(p.max_size);
     if (min < 0 || max < min) return { error: { code: 'PROPERTY_INVALID', message: `max_size (${max}) must be >= min_size (${min}) >= 0`, transient: false } };
+    const policy = scaleInPolicy(p.removal_policy ?? 'newest');
+    if (!policy) return { error: { code: 'PROPERTY_INVALID', message: `removal_policy: "${String(p.removal_policy)}" is not one of ${SCALE_IN_POLICIES.join(', ')}`, transient: false } };
     const count = asgCapacity(p);
     const named: number[] = [];
     for (const pol of (p.removal_policies as Array<{ resource_list?: unknown[] }>) ?? []) for (const r of pol.resource_list ?? []) if (Number.isInteger(Number(r))) named.push(Number(r));
     // The member definition goes through ResourceGroup's (`resource` as resource_def); the
     // group's supervisor picks the members to remove on scale-in against its actual shape.
-    const made = resourceGroupType.child({ ...req, properties: { count, resource_def: p.resource, removal_policies: [], removal_policies_mode: 'append' } }, nested);
+    const made = resourceGroupType.child(
+      { ...req, properties: { count, resource_def: p.resource, removal_policies: [], removal_policies_mode: 'append' }, updatePolicy: { rolling_update: p.rolling_updates } },
+      nested,
+    );
     if (!('group' in made) || !made.group) return made;
-    return { group: { ...made.group, scaleIn: { policy: p.removal_policy === 'oldest' ? 'oldest' : 'newest', named } } };
+    return { group: { ...made.group, scaleIn: { policy, named } } };
   },
   attrsFromOutputs(outputs) {
     const attrs = resourceGroupType.attrsFromOutputs(outputs);

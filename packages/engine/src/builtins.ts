@@ -4,7 +4,7 @@
  */
 import { derivedUuid, seededRandom } from './hash.js';
 import type { ActionOutcome, ActionRequest, NestedType, PureType, ResourceType } from './provider.js';
-import type { StackSpec } from './types.js';
+import type { RollingPolicy, ScaleInPolicy, StackSpec } from './types.js';
 
 const done = (physicalId: string | null, attrs: Record<string, unknown> = {}, waitMs?: number): ActionOutcome =>
   waitMs ? { ok: true, physicalId, attrs, waitMs } : { ok: true, physicalId, attrs };
@@ -246,6 +246,33 @@ export type GroupMemberData = { readonly name: string; readonly ref: unknown; re
  * OS::Heat::ResourceGroup: a child stack in group mode (members "0".."n-1", %index%,
  * removal_policies with a cumulative skip list), spread over a tree of shards.
  */
+/** Scale-in policies (a group's Kiln property `removal_policy`); see ScaleInPolicy. */
+export const SCALE_IN_POLICIES: readonly ScaleInPolicy[] = ['newest', 'oldest', 'unhealthy_first'];
+
+/** A removal_policy property value as a scale-in policy; null when it names none. */
+export function scaleInPolicy(v: unknown): ScaleInPolicy | null {
+  return SCALE_IN_POLICIES.find((p) => p === v) ?? null;
+}
+
+/**
+ * Heat's rolling_update / batch_create / rolling_updates map (max_batch_size, min_in_service,
+ * pause_time in seconds); undefined when absent, a message when invalid.
+ */
+export function rollingPolicy(v: unknown, what: string): RollingPolicy | string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) return `${what}: must be a map`;
+  const m = v as Record<string, unknown>;
+  const num = (k: string, dflt: number, min: number): number | string => {
+    const x = m[k] === undefined || m[k] === null ? dflt : Number(m[k]);
+    return Number.isFinite(x) && x >= min ? x : `${what}.${k}: "${String(m[k])}" must be a number >= ${min}`;
+  };
+  const maxBatchSize = num('max_batch_size', 1, 1);
+  const minInService = num('min_in_service', 0, 0);
+  const pause = num('pause_time', 0, 0);
+  for (const x of [maxBatchSize, minInService, pause]) if (typeof x === 'string') return x;
+  return { maxBatchSize: Math.floor(maxBatchSize as number), minInService: Math.floor(minInService as number), pauseMs: Math.round((pause as number) * 1000) };
+}
+
 export const resourceGroupType: NestedType = {
   kind: 'nested',
   name: 'OS::Heat::ResourceGroup',
@@ -255,8 +282,11 @@ export const resourceGroupType: NestedType = {
     removal_policies: { type: 'list', default: [], updateAllowed: true },
     removal_policies_mode: { type: 'string', default: 'append', updateAllowed: true },
     index_var: { type: 'string', default: '%index%' },
-    rolling_update: { type: 'map' },
-    batch_create: { type: 'map' },
+    /** Kiln: which members go when count drops (default: the highest indices, as Heat). */
+    removal_policy: { type: 'string', updateAllowed: true },
+    /** Heat has these in update_policy (read from there first); accepted as properties too. */
+    rolling_update: { type: 'map', updateAllowed: true },
+    batch_create: { type: 'map', updateAllowed: true },
   },
   attributes: ['refs', 'refs_map', 'attributes', 'removed_rsrc_list'],
   child(req) {
@@ -264,6 +294,19 @@ export const resourceGroupType: NestedType = {
     if (typeof def.type !== 'string') return { error: { code: 'PROPERTY_INVALID', message: 'resource_def: Property type not assigned', transient: false } };
     const count = Number(req.properties.count);
     if (!Number.isInteger(count) || count < 0) return { error: { code: 'PROPERTY_INVALID', message: `count: Value '${count}' is not an integer >= 0`, transient: false } };
+    const given = req.properties.removal_policy;
+    const policy = given === undefined || given === null ? null : scaleInPolicy(given);
+    if (given !== undefined && given !== null && !policy) {
+      return { error: { code: 'PROPERTY_INVALID', message: `removal_policy: "${String(given)}" is not one of ${SCALE_IN_POLICIES.join(', ')}`, transient: false } };
+    }
+    // Scale-in removals accumulate in the group's removal list, which the `update` mode replaces.
+    if (policy && req.properties.removal_policies_mode === 'update') {
+      return { error: { code: 'PROPERTY_INVALID', message: 'removal_policy needs removal_policies_mode append', transient: false } };
+    }
+    const up = (req.updatePolicy && typeof req.updatePolicy === 'object' ? req.updatePolicy : {}) as Record<string, unknown>;
+    const rolling = rollingPolicy(up.rolling_update ?? req.properties.rolling_update, 'rolling_update');
+    const batchCreate = rollingPolicy(up.batch_create ?? req.properties.batch_create, 'batch_create');
+    for (const x of [rolling, batchCreate]) if (typeof x === 'string') return { error: { code: 'PROPERTY_INVALID', message: x, transient: false } };
     const removed: number[] = [];
     for (const pol of (req.properties.removal_policies as Array<{ resource_list?: unknown[] }>) ?? []) {
       for (const r of pol.resource_list ?? []) {
@@ -283,6 +326,9 @@ export const resourceGroupType: NestedType = {
         indexVar: String(req.properties.index_var ?? '%index%'),
         collect: req.attributesRead && count <= GROUP_COLLECT_LIMIT,
         mode: req.properties.removal_policies_mode === 'update' ? 'update' : 'append',
+        ...(policy ? { scaleIn: { policy, named: [] } } : {}),
+        ...(rolling ? { rolling: rolling as RollingPolicy } : {}),
+        ...(batchCreate ? { batchCreate: batchCreate as RollingPolicy } : {}),
       },
     };
   },

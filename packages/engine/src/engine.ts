@@ -15,7 +15,8 @@ import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core
 import { Runtime, actorKey, partitionOf, type TaskContext, type TaskHandler } from '@kiln/runtime';
 import { builtinTypes } from './builtins.js';
 import { AUTOSCALING_GROUP, SCALING_POLICY, asgCapacity, autoscalingTypes, scaledCapacity } from './autoscaling.js';
-import { TypeRegistry, taskErrorCode, type ActionRequest, type ResourceType } from './provider.js';
+import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, type ResourceType, type TaskType } from './provider.js';
+import { resourceOfKey } from './changes.js';
 import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
 import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
 import { stackAddress, stackBehavior, type StackState } from './stack.js';
@@ -173,6 +174,8 @@ export class Engine {
   private readonly template: TemplateAdapter = new HotTemplateAdapter();
   private readonly prefix: string;
   private readonly partitions: number;
+  /** Unsubscribes from the providers' change notifications. */
+  private readonly unfollow: Array<() => void> = [];
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -223,6 +226,7 @@ export class Engine {
         logger: this.log,
       });
     }
+    if (this.runtime) this.followChanges();
     this.js = jetstream(this.nc, { timeout: 10_000 });
     const kvm = new Kvm(this.js);
     const replicas = this.replicas;
@@ -230,6 +234,33 @@ export class Engine {
     this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas });
     // The runtime's state bucket: read-only here (actor states for getStack/listResources).
     this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas });
+  }
+
+  /**
+   * Follows every provider's change notifications (once per distinct hook): a resource whose
+   * object is gone or broken observes at once instead of at its next poll.
+   */
+  private followChanges(): void {
+    const hooks = new Set<NonNullable<TaskType['changes']>>();
+    for (const n of this.types.names()) {
+      const t = this.types.get(n);
+      if (t?.kind === 'task' && t.changes) hooks.add(t.changes);
+    }
+    for (const h of hooks) this.unfollow.push(h((c) => this.onObjectChange(c)));
+  }
+
+  /**
+   * Sends the resource behind a changed object a `check`. Every engine hears every change; only
+   * the owner of the actor's partition forwards it, so a change costs one message whatever the
+   * number of engines.
+   */
+  private onObjectChange(c: ObjectChange): void {
+    const r = resourceOfKey(c.key);
+    const rt = this.runtime;
+    if (!r || !rt || !rt.ownedPartitions().includes(partitionOf(r.address, this.partitions))) return;
+    rt.send(r.address, { kind: 'check', inc: r.inc } satisfies ResourceMsg).catch((e: unknown) =>
+      this.log.warn({ resource: r.address, change: c.change, err: String(e) }, 'could not forward a change notification; the poll will find it'),
+    );
   }
 
   /** Runs `task` provider actions; errors carry the provider's classification. */
@@ -432,6 +463,11 @@ export class Engine {
     }
     const overrides: NonNullable<SpecDoc['overrides']> = {};
     for (const [name, o] of Object.entries(cur.overrides)) {
+      // A group in a nested stack (`app/asg`): kept while the nesting resource is.
+      if (name.includes('/')) {
+        if (plan.resources.some((x) => x.name === name.slice(0, name.indexOf('/')))) overrides[name] = o;
+        continue;
+      }
       const r = plan.resources.find((x) => x.name === name);
       if (r && deepEqual(this.groupCount(r, plan.scope), o.base)) overrides[name] = o;
     }
@@ -647,7 +683,8 @@ export class Engine {
     const cooldownMs = Number(props.cooldown ?? 0) * 1000;
     const last = Number(policy.current!.attrs.last_adjustment_at ?? 0);
     if (cooldownMs > 0 && now - last < cooldownMs) return;
-    await this.bump(policy.stackId, 'update', async (load, e) => {
+    if (policy.eventsRoot) await this.nestedScaling(policy, group);
+    else await this.bump(policy.stackId, 'update', async (load, e) => {
       const cur = await load();
       const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
       const r = plan.resources.find((x) => x.name === group);
@@ -664,6 +701,34 @@ export class Engine {
       return { ...cur, overrides: { ...(cur.overrides ?? {}), [group]: { count: next, base: this.groupCount(r, plan.scope) } } };
     });
     await this.send(address, { kind: 'signal', data: { scaledAt: now } } satisfies ResourceMsg);
+  }
+
+  /**
+   * A scaling policy in a nested stack (a template resource or OS::Heat::Stack below the
+   * top-level stack): the decision is a capacity override of the top-level stack keyed by the
+   * group's path (`app/asg`), which each nesting resource passes down to its child stack. The
+   * group's sizes come from its resolved properties.
+   */
+  private async nestedScaling(policy: ResourceState, group: string): Promise<void> {
+    const root = policy.eventsRoot!;
+    const path = `${root.path}${group}`;
+    const g = await this.readState<ResourceState>(resourceAddress(policy.stackId, group));
+    if (!g?.current || g.current.type !== AUTOSCALING_GROUP) {
+      throw new KilnError('RESOURCE_NOT_FOUND', `The AutoScalingGroup (${path}) could not be found.`, { path: 'auto_scaling_group_id' });
+    }
+    const gp = g.current.props;
+    await this.bump(root.stackId, 'update', async (load, e) => {
+      const cur = await load();
+      const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
+      const top = plan.resources.find((x) => x.name === root.path.split('/')[0]);
+      if (!top || this.types.get(top.type)?.kind !== 'nested' || GROUP_TYPES.has(top.type)) {
+        // Members of a group are generated from one definition: no override reaches one of them.
+        throw new KilnError('REQUEST_INVALID', `Scaling policy ${root.path}${policy.name}: policies inside group members are not supported`, { path: 'resource' });
+      }
+      const current = cur.overrides?.[path]?.count ?? asgCapacity(gp);
+      const next = scaledCapacity(current, policy.current!.props, Number(gp.min_size), Number(gp.max_size));
+      return { ...cur, overrides: { ...(cur.overrides ?? {}), [path]: { count: next, base: null } } };
+    });
   }
 
   /**
@@ -735,6 +800,7 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
+    for (const u of this.unfollow.splice(0)) u();
     await this.runtime?.stop();
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
   }

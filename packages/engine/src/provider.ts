@@ -49,6 +49,8 @@ export interface ActionRequest {
   readonly groupMember?: ResourceDef['groupMember'];
   /** When the action (not counting provider waits) started, ms since epoch. */
   readonly now: number;
+  /** Nested types: the resource's update_policy, resolved (groups read rolling_update / batch_create). */
+  readonly updatePolicy?: unknown;
 }
 
 /** The classified failure of an action. Transient ones are retried with backoff; permanent ones are reported. */
@@ -125,8 +127,25 @@ export interface ObservedResult extends TaskActionResult {
  */
 export const DATA_HOLDING_TYPES: ReadonlySet<string> = new Set(['OS::Cinder::Volume']);
 
+/**
+ * A change the cloud reported for an object a resource made, named by the idempotency key it was
+ * created with (`res/<stackId>/<name>#<incarnation>`, optionally followed by `:<suffix>` for
+ * objects a resource makes on the side, e.g. a server's own ports). Only changes that may need a
+ * repair are worth reporting: the object is gone, or went to an error state.
+ */
+export interface ObjectChange {
+  readonly key: string;
+  readonly change: 'deleted' | 'error';
+}
+
 export interface TaskType extends TypeBase {
   readonly kind: 'task';
+  /**
+   * Follows the cloud's change notifications (heal: the resource observes at once instead of at
+   * its next poll); returns the unsubscribe. Types of one provider share one function: the engine
+   * subscribes once per distinct function.
+   */
+  readonly changes?: (onChange: (c: ObjectChange) => void) => () => void;
   create(req: ActionRequest, ctx: TaskContext): Promise<TaskActionResult>;
   update(req: ActionRequest, ctx: TaskContext): Promise<TaskActionResult>;
   delete(req: ActionRequest, ctx: TaskContext): Promise<void>;

@@ -34,7 +34,7 @@ import {
 } from './provider.js';
 import type { DepView, TemplateAdapter } from './spec.js';
 import { DEFAULT_HEAL, nextObserveAt, observeInterval, type HealConfig } from './heal.js';
-import type { DepData, EngineEvent, EventsRoot, HeatAction, HeatStatus, MemberReport, ResourceDef, ResourceMsg, StackMsg } from './types.js';
+import type { DepData, EngineEvent, EventsRoot, HeatAction, HeatStatus, MemberReport, ResourceDef, ResourceFacade, ResourceMsg, StackMsg } from './types.js';
 import { DEFAULT_TENANT, eventSubjectTail } from './subjects.js';
 
 export const RESOURCE_ACTOR = 'res';
@@ -64,6 +64,13 @@ export interface Incarnation {
   readonly attributesRead?: boolean;
   /** Nested: an update was re-targeted, so the child's desire differs from `props`. */
   readonly resend?: boolean;
+  /** Nested: the group capacity overrides its child was last sent. */
+  readonly overrides?: Readonly<Record<string, number>> | null;
+  /**
+   * Nested: the READY child stack is repairing drift (it said CONVERGING); the resource is not
+   * settled until the child says READY again (or a new action on it completes).
+   */
+  readonly childRepairing?: boolean;
 }
 
 export interface Op {
@@ -125,6 +132,11 @@ export interface ResourceState {
   readonly observeAt: number | null;
   /** Heal: a repair decided, waiting for (or holding) the supervisor's permit. */
   readonly repair: Repair | null;
+  /** Heal: a check (a change notification) came while busy: observe as soon as settled again. */
+  readonly recheck?: boolean;
+  /** Group rollout: this generation's create/change waits for `go` (its batch). */
+  readonly rolling?: boolean;
+  readonly go?: boolean;
 }
 
 /** What heal decided for the current incarnation. */
@@ -228,6 +240,13 @@ class Step {
 
   receive(msg: Msg): void {
     const d = this.d;
+    // A late message to an actor that holds nothing (deleted, or never made) leaves no record: a
+    // change notification, a batch's `go` over a removed member, a stray permit or timer. Only
+    // `ready`/`moved` may legitimately come before the first desire (their data is kept).
+    if (msg.kind !== 'desire' && msg.kind !== 'ready' && msg.kind !== 'moved' && this.holdsNothing()) {
+      this.finished = true;
+      return;
+    }
     switch (msg.kind) {
       case 'desire': {
         if (msg.gen < d.gen) return;
@@ -249,11 +268,17 @@ class Step {
         d.failedGen = 0;
         d.attempt = 0;
         d.forget = !!msg.forget;
+        d.rolling = !!msg.rolling;
+        d.go = false;
         if (d.retryAt !== null) {
           d.retryAt = null;
           this.effects.push({ type: 'cancelTimer', name: 'retry' });
         }
         this.retarget();
+        return;
+      }
+      case 'go': {
+        if (msg.gen === d.gen) d.go = true;
         return;
       }
       case 'ready': {
@@ -285,9 +310,14 @@ class Step {
         return;
       }
       case 'check': {
-        if (!this.observable()) return;
-        if (d.observeAt !== null) this.effects.push({ type: 'cancelTimer', name: 'observe' });
-        d.observeAt = null;
+        // A change of an incarnation being replaced or deleted is this resource's own doing.
+        if (msg.inc !== undefined && d.current?.n !== msg.inc) return;
+        if (!this.observable()) {
+          // Busy (an observation or action in flight): look once more when settled, so a change
+          // that raced an observation is not missed until the next poll.
+          if (d.current && d.def !== null && !d.repair) d.recheck = true;
+          return;
+        }
         this.startObserve();
         return;
       }
@@ -341,6 +371,12 @@ class Step {
         return;
       }
     }
+  }
+
+  /** Never desired and nothing received worth keeping: the state of a deleted (or never made) actor. */
+  private holdsNothing(): boolean {
+    const d = this.d;
+    return d.gen === 0 && !d.current && d.old.length === 0 && Object.keys(d.deps).length === 0 && Object.keys(d.moved).length === 0;
   }
 
   /** The Heat action of this resource's removal. */
@@ -446,14 +482,21 @@ class Step {
       if (!checked.ok) return this.permanentStop(`Property error: resources.${d.name}.properties.${checked.path}: ${checked.message}`);
       const props = checked.value;
       const cur = d.current;
-      if (!cur) return this.startAction('create', type, d.nextInc, props);
+      // A group rolling out this generation: a member acts only in its batch (a broken
+      // incarnation is replaced regardless: that is a repair, not the rollout).
+      const waitsForBatch = !!d.rolling && !d.go && !cur?.failed;
+      if (!cur) return waitsForBatch ? false : this.startAction('create', type, d.nextInc, props);
       const sameKind = cur.type === def.type || this.substitutable(cur.type, def.type);
-      if (cur.failed || !sameKind || needsReplacement(type, cur.props, props)) return this.startAction('create', type, d.nextInc, props);
+      if (cur.failed || !sameKind || needsReplacement(type, cur.props, props)) return waitsForBatch ? false : this.startAction('create', type, d.nextInc, props);
       // Nested stacks are re-sent their desire when their template may have changed (Heat's
       // StackResource always updates); other types only when properties or the type changed.
       const nestedChanged =
-        type.kind === 'nested' && (!!cur.resend || !deepEqual(cur.nested ?? null, def.nestedTemplate ?? null) || !!cur.attributesRead !== !!def.attributesRead);
-      if (nestedChanged || cur.type !== def.type || !deepEqual(cur.props, props)) return this.startAction('update', type, cur.n, props);
+        type.kind === 'nested' &&
+        (!!cur.resend ||
+          !deepEqual(cur.nested ?? null, def.nestedTemplate ?? null) ||
+          !!cur.attributesRead !== !!def.attributesRead ||
+          !deepEqual(cur.overrides ?? null, def.childOverrides ?? null));
+      if (nestedChanged || cur.type !== def.type || !deepEqual(cur.props, props)) return waitsForBatch ? false : this.startAction('update', type, cur.n, props);
       d.current = { ...cur, gen: G, type: def.type };
       this.becomeReady(G);
     }
@@ -461,7 +504,7 @@ class Step {
       if (!this.dependantsMoved(G)) return false;
       return this.startDelete(d.old[0]!);
     }
-    if (d.repair) {
+    if (d.repair || d.current?.childRepairing) {
       this.report('repairing');
       return false;
     }
@@ -487,10 +530,12 @@ class Step {
     return type?.kind === 'task' && !!type.observe;
   }
 
-  /** Arms the jittered observe timer (once; it re-arms after each observation settles). */
+  /** Arms the jittered observe timer (once; it re-arms after each observation settles), or observes now when a check is owed. */
   private armObserve(): void {
     const d = this.d;
-    if (d.observeAt !== null || !this.observable()) return;
+    if (!this.observable()) return;
+    if (d.recheck) return this.startObserve();
+    if (d.observeAt !== null) return;
     const interval = observeInterval(this.heal, d.current!.type);
     if (interval <= 0) return;
     d.observeAt = nextObserveAt(this.ctx.now, interval, this.ctx.msgId);
@@ -500,6 +545,9 @@ class Step {
   private startObserve(): void {
     const d = this.d;
     const cur = d.current!;
+    if (d.observeAt !== null) this.effects.push({ type: 'cancelTimer', name: 'observe' });
+    d.observeAt = null;
+    d.recheck = false;
     const op: Op = { id: `${d.gen}.${cur.n}.observe.${this.ctx.msgId}`, action: 'observe', inc: cur.n, gen: d.gen, props: cur.props, kind: 'task' };
     d.op = op as Draft<Op>;
     const req = this.request('observe', cur.n, cur.props);
@@ -539,6 +587,7 @@ class Step {
   private requestRepair(r: Omit<Repair, 'granted'>): void {
     const d = this.d;
     if (d.repair) return;
+    d.recheck = false;
     d.repair = { ...r, granted: false } as Draft<Repair>;
     this.setStatus('CHECK', 'FAILED', r.reason);
     this.report('repairing');
@@ -573,7 +622,11 @@ class Step {
     const d = this.d;
     const cur = d.current;
     if (d.op || !cur?.child || Number(msg.token.split('.')[1]) !== cur.n || d.def === null || d.readyGen < d.gen || d.failedGen === d.gen || d.repair) return;
-    if (msg.state === 'CONVERGING') return this.report('repairing');
+    if (msg.state === 'CONVERGING') {
+      d.current = { ...cur, childRepairing: true } as Draft<Incarnation>;
+      return this.report('repairing');
+    }
+    if (cur.childRepairing) d.current = { ...cur, childRepairing: false } as Draft<Incarnation>;
     if (msg.state === 'FAILED') {
       if (this.isGroupMember()) return this.requestRepair({ kind: 'replace', inc: cur.n, reason: `${msg.reason ?? 'Nested stack failed'}: replacing the member` });
       return this.permanent(msg.reason ?? 'Nested stack failed', 'CHECK');
@@ -583,7 +636,7 @@ class Step {
     const attrs = type && type.kind === 'nested' ? type.attrsFromOutputs(msg.outputs) : {};
     if (!deepEqual(attrs, cur.attrs)) {
       // A replaced member changes the group's refs: dependants see them at the same generation.
-      d.current = { ...cur, attrs } as Draft<Incarnation>;
+      d.current = { ...d.current!, attrs } as Draft<Incarnation>;
       this.sendReady(d.readyGen);
     }
     if (d.status === 'FAILED') this.setStatus(d.action, 'COMPLETE', 'state changed');
@@ -597,8 +650,9 @@ class Step {
     return !!a && a === b;
   }
 
-  private resolveProps(def: ResourceDef): { ok: true; value: unknown } | { ok: false; message: string } {
-    if (!def.scope) return { ok: true, value: def.properties };
+  /** Resolves the definition's properties (or another of its expressions) against the dependencies' data. */
+  private resolveProps(def: ResourceDef, expr: unknown = def.properties): { ok: true; value: unknown } | { ok: false; message: string } {
+    if (!def.scope) return { ok: true, value: expr };
     const d = this.d;
     const depsData = d.deps;
     const types = this.deps.types;
@@ -621,7 +675,7 @@ class Step {
       allAttrs: (n) => depsData[n]?.attrs as Record<string, unknown> | undefined,
     };
     try {
-      const r = this.deps.template.resolve(def.properties, def.scope, view);
+      const r = this.deps.template.resolve(expr, def.scope, view);
       if ('pending' in r) return { ok: false, message: `Unresolved reference ${r.pending}` };
       return { ok: true, value: r.value };
     } catch (e) {
@@ -703,16 +757,25 @@ class Step {
       this.effects.push({ type: 'send', to, msg: m });
       return;
     }
-    const made = type.child(req, d.def?.nestedTemplate as never);
+    const policy = d.def?.updatePolicy ? this.resolveProps(d.def, d.def.updatePolicy) : null;
+    const made = type.child(policy?.ok ? { ...req, updatePolicy: policy.value } : req, d.def?.nestedTemplate as never);
     if ('error' in made) return this.fail(made.error);
     const child = made as ChildSpec;
+    // resource_facade in the child stack reads this resource's sections (Heat's defaults when absent).
+    const metadata = d.def?.metadata ? this.resolveProps(d.def, d.def.metadata) : null;
+    const facade: ResourceFacade = {
+      metadata: (metadata?.ok ? metadata.value : null) ?? {},
+      deletion_policy: d.def?.deletionPolicy ?? 'Delete',
+      update_policy: (policy?.ok ? policy.value : null) ?? {},
+    };
     const m: StackMsg = {
       kind: 'setDesired',
       op: op.action === 'create' ? 'create' : 'update',
       name: `${d.stackName}-${d.name}-${shortId(`${this.ctx.self}#${op.inc}`)}`,
       tenant: d.tenant,
       eventsRoot: this.childEventsRoot(),
-      ...(child.spec ? { spec: child.spec } : {}),
+      ...(child.spec ? { spec: { ...child.spec, facade } } : {}),
+      ...(child.spec && d.def?.childOverrides ? { overrides: d.def.childOverrides } : {}),
       ...(child.group ? { group: child.group } : {}),
       parent: { addr: this.ctx.self, token: op.id },
     };
@@ -751,7 +814,12 @@ class Step {
       failed: false,
       retain: d.def?.deletionPolicy === 'Retain',
       ...(type?.kind === 'nested'
-        ? { child: childStackId(d.stackId, d.name, op.inc), nested: d.def?.nestedTemplate ?? null, attributesRead: !!d.def?.attributesRead }
+        ? {
+            child: childStackId(d.stackId, d.name, op.inc),
+            nested: d.def?.nestedTemplate ?? null,
+            attributesRead: !!d.def?.attributesRead,
+            ...(d.def?.childOverrides ? { overrides: d.def.childOverrides } : {}),
+          }
         : {}),
     };
     const first = op.action === 'create' && !d.current && d.old.every((o) => o.physicalId === null);
@@ -793,8 +861,11 @@ class Step {
       this.setStatus(action, 'IN_PROGRESS', `Retrying in ${wait} ms after: ${error.message}`);
       return;
     }
-    // An in-place update that failed leaves the incarnation FAILED (replaced on the next generation).
-    if (op?.action === 'update' && d.current?.n === op.inc) d.current = { ...d.current, failed: true };
+    // An in-place update that failed leaves the incarnation FAILED (replaced on the next
+    // generation); a child stack is updated again instead, its resources deciding (Heat), so a
+    // group whose update failed in one member is not replaced whole.
+    if (op?.action === 'update' && d.current?.n === op.inc) d.current = op.kind === 'nested' ? { ...d.current, resend: true } : { ...d.current, failed: true };
+    if (op?.kind === 'nested' && op.action === 'create') this.keepFailedChild(op);
     const reason = error.transient ? `${error.message} (gave up after ${d.attempt + 1} attempts)` : error.message;
     this.permanent(reason, action);
   }
@@ -809,6 +880,34 @@ class Step {
     if (d.old.some((o) => o.n === op.inc)) return;
     const inc: Incarnation = { n: op.inc, type: op.type ?? d.def?.type ?? '', physicalId: null, props: op.props, attrs: {}, gen: 0, failed: true, retain: false };
     d.old = [...d.old, inc] as Draft<Incarnation>[];
+  }
+
+  /**
+   * A child stack whose create failed still holds whatever it did make: it stays this resource's
+   * (Heat keeps a FAILED nested stack and updates it, letting its resources decide), so the next
+   * generation updates it in place (`resend`) and a delete deletes it. A failed replacement child
+   * goes among the old incarnations, to be deleted.
+   */
+  private keepFailedChild(op: Op): void {
+    const d = this.d;
+    const child = childStackId(d.stackId, d.name, op.inc);
+    const inc: Incarnation = {
+      n: op.inc,
+      type: op.type ?? d.def?.type ?? '',
+      physicalId: child,
+      props: op.props,
+      attrs: {},
+      gen: op.gen,
+      failed: false,
+      retain: d.def?.deletionPolicy === 'Retain',
+      child,
+      nested: d.def?.nestedTemplate ?? null,
+      attributesRead: !!d.def?.attributesRead,
+      ...(d.def?.childOverrides ? { overrides: d.def.childOverrides } : {}),
+      resend: true,
+    };
+    if (d.current) d.old = [...d.old, { ...inc, failed: true }] as Draft<Incarnation>[];
+    else d.current = inc as Draft<Incarnation>;
   }
 
   private permanentStop(reason: string): false {

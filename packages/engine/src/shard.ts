@@ -11,7 +11,7 @@ import type { ActorBehavior, Effect, MessageContext, Reduction } from '@kiln/run
 import type { GroupMemberData } from './builtins.js';
 import { produce, undraftEffects } from './draft.js';
 import { resourceAddress } from './resource.js';
-import type { GroupShape, GroupSpec, MemberReport, ResourceDef, ResourceMsg, ShardMsg, ShardReport } from './types.js';
+import type { BatchDone, GroupShape, GroupSpec, MemberReport, OpenBatch, ResourceDef, ResourceMsg, ShardMsg, ShardReport } from './types.js';
 
 export const SHARD_ACTOR = 'shard';
 
@@ -42,11 +42,27 @@ export interface ShardState {
   readonly collect: boolean;
   /** Collected member data by slot (inner: per child, a list). */
   readonly collected: Readonly<Record<number, readonly GroupMemberData[]>>;
-  readonly lastReport: { readonly settled: number; readonly failed: number; readonly gone: number; readonly done?: boolean } | null;
+  readonly lastReport: { readonly settled: number; readonly failed: number; readonly gone: number; readonly done?: boolean; readonly unhealthy?: number } | null;
+  /** Group leaves: the first member index covered (slot + lo = member index); null for named shards. */
+  readonly lo?: number | null;
+  /** Leaves: slots repairing drift (bitset; failed slots are in `failed`). */
+  readonly repairing?: readonly number[];
+  /** Group inner nodes: unhealthy member indices reported by each child slot. */
+  readonly childUnhealthy?: Readonly<Record<number, readonly number[]>>;
+  /** Group shards: the tree node this shard is (level, index range). */
+  readonly range?: { readonly level: number; readonly lo: number; readonly hi: number } | null;
+  /** Rollout: the open batch's member range within this shard and the children still working on it. */
+  readonly batch?: { readonly lo: number; readonly hi: number; readonly waiting: number; readonly failed: number; readonly done: boolean } | null;
 }
 
+/**
+ * At most this many unhealthy member indices travel in one shard report (scale-in "unhealthy
+ * first" picks among them), so a mass failure does not make reports and records large.
+ */
+export const UNHEALTHY_REPORT_LIMIT = 100;
+
 export function initialShardState(): ShardState {
-  return { gen: 0, slot: 0, parent: '', total: 0, settled: [], failed: [], gone: [], counts: { settled: 0, failed: 0, gone: 0 }, childCounts: {}, inner: false, reason: '', collect: false, collected: {}, lastReport: null };
+  return { gen: 0, slot: 0, parent: '', total: 0, settled: [], failed: [], gone: [], counts: { settled: 0, failed: 0, gone: 0 }, childCounts: {}, inner: false, reason: '', collect: false, collected: {}, lastReport: null, lo: null, repairing: [], childUnhealthy: {} };
 }
 
 const bit = (words: readonly number[], i: number) => ((words[i >>> 5] ?? 0) >>> (i & 31)) & 1;
@@ -154,6 +170,11 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
       d.collected = {};
       d.reason = '';
       d.lastReport = null;
+      d.repairing = [];
+      d.childUnhealthy = {};
+      d.lo = msg.group && msg.group.level === 0 ? msg.group.lo : null;
+      d.range = msg.group ? { level: msg.group.level, lo: msg.group.lo, hi: msg.group.hi } : null;
+      d.batch = null;
       d.collect = !!msg.group?.spec.collect;
       if (msg.named) {
         d.inner = false;
@@ -167,7 +188,8 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
             tenant: msg.tenant,
             stackId: msg.stackId,
             stackName: msg.stackName,
-            def: m.def && msg.scope && hasProperties(m.def.properties) ? { ...m.def, scope: msg.scope } : m.def,
+            // The scope goes only with expressions to resolve (metadata and update_policy feed resource_facade and group policies).
+            def: m.def && msg.scope && (hasProperties(m.def.properties) || hasProperties(m.def.metadata) || hasProperties(m.def.updatePolicy)) ? { ...m.def, scope: msg.scope } : m.def,
             requires: m.requires,
             dependants: m.dependants,
             ...(msg.forget ? { forget: true } : {}),
@@ -199,7 +221,11 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
         } else {
           d.inner = false;
           d.total = g.hi - g.lo;
+          const prev = g.spec.rollout?.prev;
           for (let i = g.lo; i < g.hi; i++) {
+            const exists = memberExists(i, g.spec.shape);
+            // Rolling out: existing members (all, for a batched create) act in their batch only.
+            const rolling = exists && !!g.spec.rollout && (prev === null || (prev !== undefined && memberExists(i, prev)));
             const desire: ResourceMsg = {
               kind: 'desire',
               gen: msg.gen,
@@ -208,10 +234,11 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
               tenant: msg.tenant,
             stackId: msg.stackId,
               stackName: msg.stackName,
-              def: memberExists(i, g.spec.shape) ? memberDef(g.spec, i) : null,
+              def: exists ? memberDef(g.spec, i) : null,
               requires: [],
               dependants: [],
               collect: g.spec.collect,
+              ...(rolling ? { rolling: true } : {}),
               ...(msg.forget ? { forget: true } : {}),
             ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
             };
@@ -225,18 +252,69 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
       return;
     }
     if (msg.gen !== d.gen) return;
-    if (msg.kind === 'report') {
-      onMember(d, msg);
+    if (msg.kind === 'openBatch') {
+      openBatch(cfg, d, msg, effects, ctx);
+    } else if (msg.kind === 'batchDone') {
+      const b = d.batch;
+      if (!b || b.done) return;
+      d.batch = { ...b, waiting: b.waiting - 1, failed: b.failed + msg.failed };
+      batchProgress(d, effects);
     } else {
-      onChild(d, msg);
+      if (msg.kind === 'report') onMember(d, msg);
+      else onChild(d, msg);
+      maybeReport(d, effects, ctx);
+      if (msg.kind === 'report') batchProgress(d, effects);
     }
-    maybeReport(d, effects, ctx);
     undraftEffects(effects);
   });
   return { state: next, effects };
 }
 
+/** Opens a rollout batch: a leaf tells its members in range to go, an inner node its children. */
+function openBatch(cfg: TreeConfig, d: Draft<ShardState>, m: OpenBatch, effects: Effect[], ctx: MessageContext): void {
+  const r = d.range;
+  if (!r) return;
+  const lo = Math.max(m.lo, r.lo);
+  const hi = Math.min(m.hi, r.hi);
+  if (d.inner) {
+    const children = treeNodes(r.lo, r.hi, r.level, cfg).filter((c) => c.lo < hi && c.hi > lo);
+    for (const c of children) {
+      const open: OpenBatch = { kind: 'openBatch', gen: d.gen, lo, hi };
+      effects.push({ type: 'send', to: groupShardAddress(ctx.self.split('/')[1]!, c.level, c.lo), msg: open });
+    }
+    d.batch = { lo, hi, waiting: children.length, failed: 0, done: false };
+  } else {
+    for (let i = lo; i < hi; i++) {
+      const go: ResourceMsg = { kind: 'go', gen: d.gen };
+      effects.push({ type: 'send', to: resourceAddress(ctx.self.split('/')[1]!, String(i)), msg: go });
+    }
+    d.batch = { lo, hi, waiting: 0, failed: 0, done: false };
+  }
+  batchProgress(d, effects);
+}
+
+/** Reports the open batch done up once every member of its range is (a leaf) or every child said so (inner). */
+function batchProgress(d: Draft<ShardState>, effects: Effect[]): void {
+  const b = d.batch;
+  if (!b || b.done) return;
+  let failed = b.failed;
+  if (!d.inner) {
+    const base = d.range?.lo ?? 0;
+    failed = 0;
+    for (let i = b.lo; i < b.hi; i++) {
+      const slot = i - base;
+      if (!bit(d.settled, slot) && !bit(d.gone, slot) && !bit(d.failed, slot)) return;
+      failed += bit(d.failed, slot);
+    }
+  } else if (b.waiting > 0) return;
+  d.batch = { ...b, failed, done: true };
+  const done: BatchDone = { kind: 'batchDone', gen: d.gen, failed };
+  effects.push({ type: 'send', to: d.parent, msg: done });
+}
+
 function onMember(d: Draft<ShardState>, m: MemberReport): void {
+  if (d.repairing === undefined) d.repairing = [];
+  if (!!bit(d.repairing, m.slot) !== (m.state === 'repairing')) setBit(d.repairing as number[], m.slot, m.state === 'repairing');
   const was = bit(d.settled, m.slot) ? 'settled' : bit(d.gone, m.slot) ? 'gone' : bit(d.failed, m.slot) ? 'failed' : null;
   if (was === m.state && !(d.collect && m.state === 'settled')) return;
   if (was) {
@@ -262,6 +340,27 @@ function onChild(d: Draft<ShardState>, m: ShardReport): void {
   setBit(d.failed as number[], slot, m.failed > 0);
   if (m.failed > 0 && !d.reason && m.reason) d.reason = m.reason;
   if (d.collect && m.members) d.collected[slot] = m.members as GroupMemberData[];
+  if (d.childUnhealthy === undefined) d.childUnhealthy = {};
+  if (m.unhealthy?.length) d.childUnhealthy[slot] = [...m.unhealthy];
+  else delete d.childUnhealthy[slot];
+}
+
+/** Group shards: member indices that failed or are repairing (at most UNHEALTHY_REPORT_LIMIT). */
+export function unhealthyMembers(s: ShardState): number[] {
+  const out: number[] = [];
+  if (s.inner) {
+    for (const k of Object.keys(s.childUnhealthy ?? {}).map(Number).sort((a, b) => a - b)) {
+      for (const i of s.childUnhealthy![k]!) if (out.length < UNHEALTHY_REPORT_LIMIT) out.push(i);
+    }
+    return out;
+  }
+  if (s.lo === null || s.lo === undefined) return out;
+  const words = Math.max(s.failed.length, s.repairing?.length ?? 0);
+  for (let w = 0; w < words && out.length < UNHEALTHY_REPORT_LIMIT; w++) {
+    const bits = ((s.failed[w] ?? 0) | (s.repairing?.[w] ?? 0)) >>> 0;
+    for (let b = 0; b < 32 && out.length < UNHEALTHY_REPORT_LIMIT; b++) if ((bits >>> b) & 1) out.push(s.lo + w * 32 + b);
+  }
+  return out;
 }
 
 /** Counts over the members this shard covers (inner nodes sum their children). */
@@ -287,12 +386,15 @@ function maybeReport(d: Draft<ShardState>, effects: Effect[], ctx: MessageContex
   const failedSlots = d.counts.failed;
   const last = d.lastReport;
   const counts = shardCounts(d as ShardState);
+  // Members that failed or are repairing travel up (scale-in "unhealthy first" picks them).
+  const unhealthy = unhealthyMembers(d as ShardState);
+  const lastUnhealthy = last?.unhealthy ?? 0;
   // A slot that was done and is repairing again is reported too (the stack shows CONVERGING).
   const wasDone = last?.done === true;
-  if (!allDone && failedSlots === 0 && !(last && last.failed > 0) && !wasDone) return;
-  if (last && last.settled === counts.settled && last.failed === counts.failed && last.gone === counts.gone && !allDone) return;
-  if (last && allDone && last.settled === counts.settled && last.gone === counts.gone && last.failed === counts.failed) return;
-  d.lastReport = { settled: counts.settled, failed: counts.failed, gone: counts.gone, done: allDone };
+  if (!allDone && failedSlots === 0 && !(last && last.failed > 0) && !wasDone && unhealthy.length === 0 && lastUnhealthy === 0) return;
+  const same = !!last && last.settled === counts.settled && last.failed === counts.failed && last.gone === counts.gone && lastUnhealthy === unhealthy.length;
+  if (same) return;
+  d.lastReport = { settled: counts.settled, failed: counts.failed, gone: counts.gone, done: allDone, ...(unhealthy.length ? { unhealthy: unhealthy.length } : {}) };
   let members: GroupMemberData[] | undefined;
   if (d.collect && allDone) {
     members = [];
@@ -308,6 +410,7 @@ function maybeReport(d: Draft<ShardState>, effects: Effect[], ctx: MessageContex
     ...(d.reason ? { reason: d.reason } : {}),
     ...(wasDone && !allDone ? { repairing: true } : {}),
     ...(members ? { members } : {}),
+    ...(unhealthy.length ? { unhealthy } : {}),
   };
   effects.push({ type: 'send', to: d.parent, msg: report });
 }

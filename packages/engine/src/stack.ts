@@ -13,14 +13,16 @@ import { isKilnError } from '@kiln/core';
 import { produce, undraftEffects } from './draft.js';
 import type { GroupMemberData } from './builtins.js';
 import { OUTPUTS_DEPENDANT, resourceAddress } from './resource.js';
-import { DEFAULT_TREE, groupShardAddress, namedShardAddress, shapeExtent, treeNodes, type TreeConfig } from './shard.js';
+import { DEFAULT_TREE, groupShardAddress, memberExists, namedShardAddress, shapeExtent, treeNodes, type TreeConfig } from './shard.js';
 import type { DepView, PlannedResource, TemplateAdapter } from './spec.js';
 import type {
   AdoptedResource,
   EventsRoot,
   DepData,
   EngineEvent,
+  GroupShape,
   GroupSpec,
+  OpenBatch,
   HeatAction,
   HeatStatus,
   ResolveScope,
@@ -35,7 +37,7 @@ import type {
 } from './types.js';
 import { DEFAULT_TENANT, eventSubjectTail } from './subjects.js';
 import { removesStack } from './types.js';
-import type { TypeRegistry } from './provider.js';
+import { deepEqual, type TypeRegistry } from './provider.js';
 import { withImplicitDependencies } from './implicit-deps.js';
 import { AUTOSCALING_GROUP, scaleInRemovals } from './autoscaling.js';
 import { DEFAULT_HEAL, takeToken, type HealConfig, type RepairBucket } from './heal.js';
@@ -70,7 +72,7 @@ export interface StackState {
   /** Group: index range that may hold members. */
   readonly highWater: number;
   /** Shard reports of the current generation, by shard address. */
-  readonly shards: Readonly<Record<string, { settled: number; failed: number; gone: number; total: number; done: boolean; reason: string }>>;
+  readonly shards: Readonly<Record<string, { settled: number; failed: number; gone: number; total: number; done: boolean; reason: string; unhealthy?: readonly number[] }>>;
   readonly shardCount: number;
   readonly scope: ResolveScope | null;
   readonly outputExprs: Readonly<Record<string, { value: unknown; description?: string; requires: readonly string[] }>>;
@@ -82,6 +84,23 @@ export interface StackState {
   /** Heal: the per-stack repair rate limit and the resources waiting for a permit. */
   readonly repairBucket: RepairBucket | null;
   readonly repairQueue: readonly string[];
+  /** Group rollout of the current generation (update_policy): the batch in flight. */
+  readonly rollout?: Rollout | null;
+}
+
+/**
+ * A group generation rolled out in batches: members are taken in index order, `batch` at a time
+ * (those existing in `prev` too; every member when `prev` is null, a batched create); `[frontier,
+ * hi)` is the open batch, `waiting` the top shards that have not reported it done.
+ */
+export interface Rollout {
+  readonly prev: GroupShape | null;
+  readonly batch: number;
+  readonly pauseMs: number;
+  readonly frontier: number;
+  readonly hi: number;
+  readonly waiting: number;
+  readonly failed: number;
 }
 
 export interface StackDeps {
@@ -122,6 +141,7 @@ export function initialStackState(self: string): StackState {
     updatedAt: 0,
     repairBucket: null,
     repairQueue: [],
+    rollout: null,
   };
 }
 
@@ -197,6 +217,8 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         if (d.createdAt === 0) d.createdAt = ctx.now;
         d.updatedAt = ctx.now;
         d.action = OP_ACTION[msg.op];
+        // Members known to be failed or repairing (as last reported): scale-in may remove them first.
+        const unhealthy = Object.values(d.shards).flatMap((sh) => sh.unhealthy ?? []);
         d.shards = {};
         d.collected = {};
         d.outputs = null;
@@ -207,10 +229,13 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
           spec = msg.spec;
         }
         if (msg.group) {
+          const prevGroup = d.group as GroupSpec | null;
           const prevRemoved = d.group?.mode === 'append' || (d.group && msg.group.mode === 'append') ? (d.group?.shape.removed ?? []) : [];
-          const scaleIn = msg.group.scaleIn && d.group ? scaleInRemovals(d.group.shape as GroupSpec['shape'], msg.group.shape.count, msg.group.scaleIn.policy, msg.group.scaleIn.named) : [];
+          const scaleIn = msg.group.scaleIn && d.group ? scaleInRemovals(d.group.shape as GroupSpec['shape'], msg.group.shape.count, msg.group.scaleIn.policy, msg.group.scaleIn.named, unhealthy) : [];
           const removed = [...new Set([...prevRemoved, ...msg.group.shape.removed, ...scaleIn])].sort((a, b) => a - b);
-          d.group = { ...msg.group, shape: { count: msg.group.shape.count, removed } } as Draft<GroupSpec>;
+          const shape: GroupShape = { count: msg.group.shape.count, removed };
+          d.rollout = (removesStack(msg.op) ? null : planRollout(prevGroup, msg.group, shape, !!d.rollout)) as Draft<Rollout> | null;
+          d.group = { ...msg.group, shape, ...(d.rollout ? { rollout: { prev: d.rollout.prev } } : {}) } as Draft<GroupSpec>;
         }
         d.heatStatus = 'IN_PROGRESS';
         d.status = 'CONVERGING';
@@ -219,7 +244,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         const timeoutMins = d.timeoutMins || DEFAULT_TIMEOUT_MINS;
         if (!removesStack(msg.op)) effects.push({ type: 'setTimer', name: 'timeout', at: ctx.now + timeoutMins * 60_000, msg: { gen } });
         else effects.push({ type: 'cancelTimer', name: 'timeout' });
-        if (d.group || msg.group) return fanOutGroup(d, msg.op, effects, tree);
+        if (d.group || msg.group) {
+          fanOutGroup(d, msg.op, effects, tree);
+          return openNextBatch(d, effects, tree);
+        }
         let planned: readonly PlannedResource[] = [];
         if (!removesStack(msg.op)) {
           try {
@@ -254,6 +282,21 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         }
         return;
       }
+      case 'batchDone': {
+        const ro = d.rollout;
+        if (msg.gen !== d.gen || !ro || ro.waiting <= 0) return;
+        d.rollout = { ...ro, waiting: ro.waiting - 1, failed: ro.failed + msg.failed };
+        if (d.rollout.waiting > 0) return;
+        // A member failed: stop rolling the change onto more members (the stack shows FAILED).
+        if (d.rollout.failed > 0) {
+          d.rollout = null;
+          return;
+        }
+        d.rollout = { ...d.rollout, frontier: ro.hi };
+        if (ro.pauseMs > 0) effects.push({ type: 'setTimer', name: 'batch', at: ctx.now + ro.pauseMs, msg: { gen: d.gen } });
+        else openNextBatch(d, effects, tree);
+        return;
+      }
       case 'repairPermit': {
         if (!d.repairQueue.includes(msg.from)) d.repairQueue.push(msg.from);
         grantRepairs();
@@ -261,6 +304,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       }
       case '$timer': {
         if (msg.name === 'repair') return grantRepairs();
+        if (msg.name === 'batch') {
+          if ((msg.msg as { gen?: number } | undefined)?.gen === d.gen && d.rollout?.waiting === 0) openNextBatch(d, effects, tree);
+          return;
+        }
         const m = (msg.msg ?? {}) as { gen?: number };
         if (msg.name !== 'timeout' || m.gen !== d.gen || d.status !== 'CONVERGING') return;
         setStatus('FAILED', 'FAILED', 'Timed out');
@@ -291,8 +338,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
     } else if (failed.length > 0 && d.status !== 'FAILED') {
       setStatus('FAILED', 'FAILED', failed[0]?.reason || 'Resource failed');
     } else if (failed.length === 0 && d.status === 'READY' && msg.kind === 'shardReport' && msg.repairing) {
-      // A settled resource is repairing drift (heal): converging again until it settles; a
-      // parent resource shows its child stack repairing the same way.
+      // A settled resource is repairing drift (heal): converging again until it settles (Heat's
+      // pair CHECK_IN_PROGRESS, then CHECK_COMPLETE); a parent resource shows its child stack
+      // repairing the same way.
+      d.action = 'CHECK';
       setStatus('CONVERGING', 'IN_PROGRESS', 'Repairing drift');
       if (d.parent) {
         const m: ResourceMsg = { kind: 'child', token: d.parent.token, state: 'CONVERGING', outputs: {} };
@@ -310,6 +359,7 @@ function onShardReport(d: Draft<StackState>, m: ShardReport): void {
     total: m.total,
     done: m.settled + m.gone === m.total && m.failed === 0,
     reason: m.reason ?? '',
+    ...(m.unhealthy?.length ? { unhealthy: [...m.unhealthy] } : {}),
   };
   if (m.members) d.collected[m.shard] = m.members as GroupMemberData[];
 }
@@ -323,20 +373,33 @@ function applyDesiredExtras(
   planned: readonly PlannedResource[],
   overrides: Readonly<Record<string, number>> | undefined,
   adopt: Readonly<Record<string, AdoptedResource>> | undefined,
-): Array<PlannedResource & { adopt?: AdoptedResource }> {
+): Array<Extras> {
   if (!overrides && !adopt) return [...planned];
+  // Overrides of groups in nested stacks (`app/asg`) go down to the nesting resource (`app`).
+  const below = new Map<string, Record<string, number>>();
+  for (const [path, n] of Object.entries(overrides ?? {})) {
+    const cut = path.indexOf('/');
+    if (cut <= 0) continue;
+    const m = below.get(path.slice(0, cut)) ?? {};
+    m[path.slice(cut + 1)] = n;
+    below.set(path.slice(0, cut), m);
+  }
   return planned.map((r) => {
-    let out: PlannedResource & { adopt?: AdoptedResource } = r;
+    let out: Extras = r;
     const count = overrides?.[r.name];
     const key = r.type === AUTOSCALING_GROUP ? 'desired_capacity' : 'count';
     if (count !== undefined && r.properties && typeof r.properties === 'object') out = { ...out, properties: { ...(r.properties as Record<string, unknown>), [key]: count } };
     const a = adopt?.[r.name];
     if (a) out = { ...out, adopt: a };
+    const child = below.get(r.name);
+    if (child) out = { ...out, childOverrides: child };
     return out;
   });
 }
 
-function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<PlannedResource & { adopt?: AdoptedResource }>, effects: Effect[], tree: TreeConfig): void {
+type Extras = PlannedResource & { adopt?: AdoptedResource; childOverrides?: Record<string, number> };
+
+function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<Extras>, effects: Effect[], tree: TreeConfig): void {
   const desired = new Map(planned.map((r) => [r.name, r]));
   const dependants = new Map<string, string[]>();
   for (const r of planned) {
@@ -370,6 +433,7 @@ function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<PlannedResourc
         ...(r.groupMember ? { groupMember: r.groupMember } : {}),
         ...(r.nestedTemplate ? { nestedTemplate: r.nestedTemplate } : {}),
         ...(r.adopt ? { adopt: r.adopt } : {}),
+        ...(r.childOverrides ? { childOverrides: r.childOverrides } : {}),
       },
       requires: r.requires.filter((q) => desired.has(q)),
       dependants: dependants.get(r.name) ?? [],
@@ -428,6 +492,43 @@ function fanOutGroup(d: Draft<StackState>, op: StackOp, effects: Effect[], tree:
     };
     effects.push({ type: 'send', to: groupShardAddress(d.stackId, n.level, n.lo), msg: m });
   });
+}
+
+/**
+ * Whether a group generation rolls out in batches: a changed member definition under a rolling
+ * policy (or any generation while a rollout is under way: newest wins, the rollout restarts
+ * against it), or the first create under batch_create.
+ */
+function planRollout(prev: GroupSpec | null, next: GroupSpec, shape: GroupShape, rolling: boolean): Rollout | null {
+  const base = { frontier: 0, hi: 0, waiting: 0, failed: 0 };
+  if (prev && next.rolling && (rolling || !deepEqual(prev.member, next.member))) {
+    const batch = Math.max(1, Math.min(next.rolling.maxBatchSize, shape.count - next.rolling.minInService));
+    return { ...base, prev: { count: prev.shape.count, removed: [...prev.shape.removed] }, batch, pauseMs: next.rolling.pauseMs };
+  }
+  if (!prev && next.batchCreate) return { ...base, prev: null, batch: Math.max(1, next.batchCreate.maxBatchSize), pauseMs: next.batchCreate.pauseMs };
+  return null;
+}
+
+/** Opens the rollout's next batch (the next `batch` members from the frontier), or ends the rollout. */
+function openNextBatch(d: Draft<StackState>, effects: Effect[], tree: TreeConfig): void {
+  const ro = d.rollout;
+  const group = d.group as GroupSpec | null;
+  if (!ro || !group) return;
+  const shape = group.shape;
+  const extent = shapeExtent(shape);
+  let i = ro.frontier;
+  let n = 0;
+  for (; i < extent && n < ro.batch; i++) if (memberExists(i, shape) && (ro.prev === null || memberExists(i, ro.prev))) n++;
+  if (n === 0) {
+    d.rollout = null;
+    return;
+  }
+  const nodes = treeNodes(0, d.highWater, null, tree).filter((x) => x.lo < i && x.hi > ro.frontier);
+  for (const x of nodes) {
+    const open: OpenBatch = { kind: 'openBatch', gen: d.gen, lo: ro.frontier, hi: i };
+    effects.push({ type: 'send', to: groupShardAddress(d.stackId, x.level, x.lo), msg: open });
+  }
+  d.rollout = { ...ro, hi: i, waiting: nodes.length, failed: 0 } as Draft<Rollout>;
 }
 
 function childOutputs(s: StackState): Record<string, unknown> {

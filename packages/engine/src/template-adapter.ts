@@ -124,6 +124,7 @@ export class HotTemplateAdapter implements TemplateAdapter {
       params: spec.parameters ?? {},
       files,
       identity: { stackId: identity.stackId, stackName: identity.stackName },
+      ...(spec.facade ? { facade: spec.facade } : {}),
     });
     const params: Record<string, unknown> = {};
     for (const name of stack.parameters.names()) {
@@ -140,6 +141,7 @@ export class HotTemplateAdapter implements TemplateAdapter {
       files,
       stackId: identity.stackId,
       stackName: identity.stackName,
+      ...(spec.facade ? { facade: spec.facade } : {}),
     };
     // Resources whose attributes something reads (groups collect member data only then).
     const attrsRead = new Set<string>();
@@ -205,6 +207,7 @@ export class HotTemplateAdapter implements TemplateAdapter {
       params: scope.params,
       files: scope.files,
       identity: { stackId: scope.stackId, stackName: scope.stackName },
+      ...(scope.facade ? { facade: scope.facade } : {}),
     });
     const source: ResourceDataSource = {
       ref: (n) => deps.ref(n) ?? pending(`get_resource: ${n}`),

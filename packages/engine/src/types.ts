@@ -12,6 +12,15 @@ export interface StackSpec {
   readonly files?: Record<string, string>;
   /** Heat's timeout_mins; 0/undefined = the engine default. */
   readonly timeoutMins?: number;
+  /** A nested stack: its parent resource's sections, read by `resource_facade`. */
+  readonly facade?: ResourceFacade;
+}
+
+/** What `resource_facade` returns in a nested stack: the parent resource's sections (resolved). */
+export interface ResourceFacade {
+  readonly metadata: unknown;
+  readonly deletion_policy: string;
+  readonly update_policy: unknown;
 }
 
 /** A ResourceGroup's member set, interpreted by the shard tree without materialising members. */
@@ -41,8 +50,35 @@ export interface GroupSpec {
    * shape it actually has (so quick successive sizes do not compound): `newest` (highest indices),
    * `oldest`, with `named` member indices first.
    */
-  readonly scaleIn?: { readonly policy: 'newest' | 'oldest'; readonly named: readonly number[] };
+  readonly scaleIn?: { readonly policy: ScaleInPolicy; readonly named: readonly number[] };
+  /**
+   * update_policy: a change of the member definition reaches existing members in batches
+   * (ResourceGroup `rolling_update`, AutoScalingGroup `rolling_updates`); the first create makes
+   * members in batches (ResourceGroup `batch_create`).
+   */
+  readonly rolling?: RollingPolicy;
+  readonly batchCreate?: RollingPolicy;
+  /**
+   * Set by the group's supervisor for a generation it rolls out in batches: members that need an
+   * action wait for their batch (`go`); `prev` is the shape before (members outside it are new
+   * and do not wait), null for a batched create (every member waits).
+   */
+  readonly rollout?: { readonly prev: GroupShape | null };
 }
+
+/** Heat's rolling update / batch create settings (pause in ms). */
+export interface RollingPolicy {
+  readonly maxBatchSize: number;
+  readonly minInService: number;
+  readonly pauseMs: number;
+}
+
+/**
+ * Which members go on scale-in (after any named ones): `newest` (highest indices), `oldest`
+ * (lowest), `unhealthy_first` (members that failed or are repairing, then the oldest, as Heat's
+ * AutoScalingGroup removes FAILED members first).
+ */
+export type ScaleInPolicy = 'newest' | 'oldest' | 'unhealthy_first';
 
 /** Scope a resource needs to resolve its property expressions (besides its dependencies' data). */
 export interface ResolveScope {
@@ -52,6 +88,8 @@ export interface ResolveScope {
   readonly files: Record<string, string>;
   readonly stackId: string;
   readonly stackName: string;
+  /** A nested stack: its parent resource's sections (`resource_facade`). */
+  readonly facade?: ResourceFacade;
 }
 
 /** A resource's definition for one generation, as sent to its actor. */
@@ -71,6 +109,8 @@ export interface ResourceDef {
   readonly nestedTemplate?: { readonly template: unknown; readonly files: Record<string, string>; readonly environment?: unknown };
   /** Adopted: the first create takes over this physical resource instead of making one. */
   readonly adopt?: AdoptedResource;
+  /** A nested stack resource: group capacity overrides for its child stack, by path below it. */
+  readonly childOverrides?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -117,14 +157,21 @@ export type ResourceMsg =
       readonly forget?: boolean;
       /** Set in nested stacks: where this resource's events go. */
       readonly eventsRoot?: EventsRoot;
+      /** A group rolls this generation out in batches: act (create/change) only after `go`. */
+      readonly rolling?: boolean;
     }
+  /** The member's batch of a rollout has started (from its shard). */
+  | { readonly kind: 'go'; readonly gen: number }
   | { readonly kind: 'ready'; readonly from: string; readonly data: DepData }
   | { readonly kind: 'moved'; readonly from: string; readonly gen: number; readonly gone: boolean }
   | { readonly kind: 'signal'; readonly data: unknown }
   /** resource.mark-unhealthy: replace the current incarnation (a repair: through a permit). */
   | { readonly kind: 'unhealthy'; readonly reason: string }
-  /** resource/stack check: observe the physical resource now. */
-  | { readonly kind: 'check' }
+  /**
+   * resource/stack check: observe the physical resource now. `inc`: the cloud reported a change
+   * of that incarnation's object (ignored when it is not the current one).
+   */
+  | { readonly kind: 'check'; readonly inc?: number }
   /** The supervisor's answer to `repairPermit`: the pending repair may start. */
   | { readonly kind: 'permit' }
   | {
@@ -166,9 +213,28 @@ export interface ShardReport {
   readonly repairing?: boolean;
   /** Collected member data in slot order (group attributes), when asked for. */
   readonly members?: ReadonlyArray<{ readonly name: string; readonly ref: unknown; readonly attrs: Record<string, unknown> }>;
+  /** Group shards: member indices that failed or are repairing (bounded; scale-in "unhealthy first"). */
+  readonly unhealthy?: readonly number[];
+}
+
+/** Rollout: members with indices in [lo, hi) may act now (supervisor -> shards -> members). */
+export interface OpenBatch {
+  readonly kind: 'openBatch';
+  readonly gen: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** Rollout: every member of the batch range covered by the shard is done (settled, gone or failed). */
+export interface BatchDone {
+  readonly kind: 'batchDone';
+  readonly gen: number;
+  readonly failed: number;
 }
 
 export type ShardMsg =
+  | OpenBatch
+  | BatchDone
   | {
       readonly kind: 'shardDesire';
       readonly gen: number;
@@ -231,6 +297,7 @@ export type StackMsg =
     }
   | ShardReport
   | MemberReport
+  | BatchDone
   /** A resource asks for a repair permit (per-stack rate limit); answered with `permit`. */
   | { readonly kind: 'repairPermit'; readonly from: string };
 

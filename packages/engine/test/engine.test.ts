@@ -6,7 +6,7 @@ import { Kvm } from '@nats-io/kv';
 import { decode } from '@kiln/core';
 import { NatsServer, waitFor } from '@kiln/natsd';
 import { Engine, encodeToken, type EngineEvent } from '../src/index.js';
-import { settled } from './helpers.js';
+import { nestedAsg, settled } from './helpers.js';
 
 const test = suite<{ nats?: NatsServer; engine?: Engine }>('engine (one in-process node)');
 test.before(async (ctx) => {
@@ -110,6 +110,54 @@ test('ResourceGroup scales up and down by PATCH; nested stack is listed', async 
   s = await settled(e, ref.id, 3);
   assert.equal(s.outputs.values, ['v0', 'v1']);
   assert.is((await e.listResources(g.nestedStackId!)).length, 2);
+});
+
+test('rolling_update: members are updated two at a time, in index order, with a pause (durable timers)', async ({ engine }) => {
+  const e = engine!;
+  const rolling = (value: string) => ({
+    heat_template_version: '2016-10-14',
+    resources: {
+      g: {
+        type: 'OS::Heat::ResourceGroup',
+        properties: { count: 5, resource_def: { type: 'OS::Heat::TestResource', properties: { value, action_wait_secs: { update: 0.3 } } } },
+        update_policy: { rolling_update: { max_batch_size: 2, pause_time: 0.5 } },
+      },
+    },
+  });
+  const ref = await e.createStack({ name: 'rolling', template: rolling('v1') });
+  assert.is((await settled(e, ref.id, 1)).status, 'READY');
+  const seq = (await e.events(ref.id)).at(-1)!.seq;
+  await e.updateStack(ref.id, { template: rolling('v2') });
+  assert.is((await settled(e, ref.id, 2)).status, 'READY');
+  const evs = (await e.events(ref.id, seq + 1)).map((x) => x.event).filter((x) => /^g\/\d+$/.test(x.resource ?? '') && x.action === 'UPDATE');
+  const start = (m: string) => evs.find((x) => x.resource === `g/${m}` && x.status === 'IN_PROGRESS')!.ts;
+  const end = (m: string) => evs.find((x) => x.resource === `g/${m}` && x.status === 'COMPLETE')!.ts;
+  // Batches [0, 1], [2, 3], [4]: each starts after the one before ended plus the pause.
+  for (const [before, after] of [[['0', '1'], ['2', '3']], [['2', '3'], ['4']]] as const) {
+    const ended = Math.max(...before.map(end));
+    for (const m of after) assert.ok(start(m) >= ended + 500, `g/${m} started ${start(m) - ended} ms after the batch before ended`);
+  }
+  const child = (await e.listResources(ref.id))[0]!.nestedStackId!;
+  assert.ok((await e.listResources(child)).every((r) => r.attributes.output === 'v2'));
+});
+
+test('a ScalingPolicy in a nested stack scales its group (signal app/up); a later update of the parent keeps the size', async ({ engine }) => {
+  const e = engine!;
+  const ref = await e.createStack({ name: 'nested-scaling', ...nestedAsg });
+  assert.is((await settled(e, ref.id, 1)).status, 'READY');
+  const app = (await e.listResources(ref.id)).find((r) => r.name === 'app')!.nestedStackId!;
+  const size = async () => (await e.listResources((await e.listResources(app)).find((r) => r.name === 'asg')!.nestedStackId!)).length;
+  assert.is(await size(), 1);
+  await e.signal(ref.id, 'app/up', {});
+  assert.is((await settled(e, ref.id, 2)).status, 'READY');
+  assert.is(await size(), 2);
+  await e.signal(ref.id, 'app/up', {});
+  assert.is((await settled(e, ref.id, 3)).status, 'READY');
+  assert.is(await size(), 3);
+  // The parent's update changes the nested stack's parameter, not the group's size.
+  await e.updateStack(ref.id, { ...nestedAsg, template: { heat_template_version: '2016-10-14', resources: { app: { type: 'My::App', properties: { tag: 'b' } } } } });
+  assert.is((await settled(e, ref.id, 4)).status, 'READY');
+  assert.is(await size(), 3, 'autoscaled size kept');
 });
 
 test('overlapping updates: gen 3 wins, nothing of gen 1/2 is left', async ({ engine }) => {

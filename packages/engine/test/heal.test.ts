@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Sim } from './sim.js';
 import { RETRY_BASE_MS, type HealConfig, type ResourceType } from '../src/index.js';
+import { resourceOfKey } from '../src/changes.js';
 
 RETRY_BASE_MS.value = 100;
 
@@ -67,11 +68,25 @@ function cloud(sim: () => Sim) {
   return { objects, calls, type, task, set };
 }
 
-function world(types: string[] = ['Test::Server']) {
+function world(types: string[] = ['Test::Server'], taskMs?: (input: unknown) => number) {
   let sim: Sim;
   const c = cloud(() => sim);
-  sim = new Sim({ extraTypes: types.map((t) => c.type(t)), task: c.task, heal: HEAL });
+  sim = new Sim({ extraTypes: types.map((t) => c.type(t)), task: c.task, heal: HEAL, ...(taskMs ? { taskMs } : {}) });
   return { sim, c };
+}
+
+/** Cloud calls that take a while (2 s), observations at once. */
+const slowActions = (input: unknown) => ((input as { action: string }).action === 'observe' ? 0 : 2_000);
+
+/** What is still being repaired, over every stack of the sim (nested ones too). */
+function repairsInFlight(sim: Sim): string[] {
+  const busy: string[] = [];
+  for (const [addr, st] of sim.states) {
+    if (!addr.startsWith('res/')) continue;
+    const r = st as import('../src/index.js').ResourceState;
+    if (r.repair || (r.op && r.op.action !== 'observe') || r.old.length > 0 || r.current?.failed) busy.push(addr);
+  }
+  return busy;
 }
 
 const hot = (resources: Record<string, unknown>) => ({ heat_template_version: '2016-10-14', resources });
@@ -108,7 +123,7 @@ test('gone -> recreated (new incarnation), error -> replaced, drifted -> updated
   c.set('s/drift', 'drifted');
   sim.run(13_000);
   assert.is(sim.stack('s').status, 'READY');
-  assert.ok(sim.events.some((e) => !e.resource && e.status === 'IN_PROGRESS' && e.reason === 'Repairing drift'), 'the stack showed converging');
+  assert.ok(sim.events.some((e) => !e.resource && e.action === 'CHECK' && e.status === 'IN_PROGRESS' && e.reason === 'Repairing drift'), 'the stack showed converging (CHECK_IN_PROGRESS)');
   assert.is(sim.resource('s', 'gone')!.current!.physicalId, 'id-res/s/gone#1', 'recreated as a new incarnation');
   assert.is(sim.resource('s', 'broken')!.current!.physicalId, 'id-res/s/broken#1', 'replaced');
   assert.is(sim.resource('s', 'drift')!.current!.physicalId, 'id-res/s/drift#0', 'same incarnation');
@@ -119,6 +134,35 @@ test('gone -> recreated (new incarnation), error -> replaced, drifted -> updated
   assert.equal([...c.objects.keys()].sort(), ['res/s/broken#1', 'res/s/drift#0', 'res/s/gone#1']);
   for (const n of ['gone', 'broken', 'drift']) {
     assert.ok(sim.events.some((e) => e.resource === n && e.action === 'CHECK' && e.status === 'FAILED'), `a CHECK event for ${n}`);
+  }
+});
+
+test('the stack stays CONVERGING until every repair has finished: plain resources, group members, members of nested stacks', () => {
+  const { sim, c } = world(['Test::Server'], slowActions);
+  const template = hot({
+    a: { type: 'Test::Server' },
+    g: { type: 'OS::Heat::ResourceGroup', properties: { count: 2, resource_def: { type: 'Test::Server' } } },
+    n: { type: 'OS::Heat::Stack', properties: { template: { heat_template_version: '2016-10-14', resources: { inner: { type: 'Test::Server' } } } } },
+  });
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template } });
+  sim.run(10_000);
+  assert.is(sim.stack('s').status, 'READY');
+  const g = sim.resource('s', 'g')!.current!.child!;
+  const n = sim.resource('s', 'n')!.current!.child!;
+  for (const victim of ['s/a', `${g}/0`, `${n}/inner`]) {
+    c.set(victim, 'gone');
+    const seen: string[] = [];
+    const wrong: string[] = [];
+    sim.run(30_000, 2_000_000, () => {
+      const busy = repairsInFlight(sim);
+      seen.push(...busy);
+      if (busy.length > 0 && sim.stack('s').status !== 'CONVERGING') wrong.push(`${sim.stack('s').status} while repairing ${busy.join(', ')}`);
+    });
+    assert.ok(seen.some((x) => x.startsWith(`res/${victim}`)), `${victim}: its repair was seen in flight`);
+    assert.equal(wrong, [], `${victim}: the stack showed done before the repair finished`);
+    assert.is(sim.stack('s').status, 'READY', `${victim}: READY again`);
+    assert.is(`${sim.stack('s').action}_${sim.stack('s').heatStatus}`, 'CHECK_COMPLETE', "Heat's pair after a repair");
+    assert.is(c.objects.size, 4, 'one object per resource');
   }
 });
 
@@ -179,6 +223,48 @@ test('check observes at once; mark-unhealthy replaces through the same permit pa
   assert.is(sim.resource('s', 'a')!.current!.physicalId, 'id-res/s/a#2');
   assert.equal([...c.objects.keys()], ['res/s/a#2']);
   assert.is(sim.stack('s').status, 'READY');
+});
+
+test('change notifications: resourceOfKey maps an idempotency key (with or without a suffix) to its actor', () => {
+  assert.equal(resourceOfKey('res/s1/web#3'), { address: 'res/s1/web', inc: 3 });
+  assert.equal(resourceOfKey('res/s1-g-0/12#0:port:ab12:0'), { address: 'res/s1-g-0/12', inc: 0 });
+  assert.equal(resourceOfKey('res/s1/app/db#1'), { address: 'res/s1/app/db', inc: 1 });
+  assert.is(resourceOfKey('someone-else'), null);
+  assert.is(resourceOfKey('res/s1/web'), null);
+  assert.is(resourceOfKey('res/s1/web#x'), null);
+});
+
+test('a check naming the current incarnation observes at once; one naming an old incarnation or a missing actor costs nothing', () => {
+  const { sim, c } = world();
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  c.set('s/a', 'gone');
+  const observes = () => c.calls.filter((x) => x.action === 'observe').length;
+  sim.send('res/s/a', { kind: 'check', inc: 5 });
+  sim.run(100);
+  assert.is(observes(), 0, 'not the current incarnation: no observation');
+  sim.send('res/s/a', { kind: 'check', inc: 0 });
+  sim.run(100);
+  assert.is(observes(), 1);
+  assert.is(sim.resource('s', 'a')!.current!.physicalId, 'id-res/s/a#1', 'recreated long before the 10 s poll');
+  sim.send('res/s/nothing', { kind: 'check', inc: 0 });
+  sim.run(100);
+  assert.is(sim.states.has('res/s/nothing'), false, 'no record for an actor that holds nothing');
+});
+
+test('a check that arrives while an observation is in flight observes again once it is done (a racing change is not lost)', () => {
+  const { sim, c } = world(['Test::Server'], (input) => ((input as { action: string }).action === 'observe' ? 500 : 0));
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  sim.send('res/s/a', { kind: 'check' });
+  sim.step(10);
+  assert.is(sim.resource('s', 'a')!.op?.action, 'observe', 'an observation in flight');
+  // The object goes after the observation read it: the change notification arrives mid-flight.
+  c.set('s/a', 'gone');
+  sim.send('res/s/a', { kind: 'check', inc: 0 });
+  sim.run(2_000);
+  assert.is(c.calls.filter((x) => x.action === 'observe').length, 2, 'observed again');
+  assert.is(sim.resource('s', 'a')!.current!.physicalId, 'id-res/s/a#1', 'recreated');
 });
 
 test('a create that completes after its resource was removed is still deleted (its type is kept)', () => {

@@ -46,3 +46,19 @@ export function kill(child: ChildProcess, sig: NodeJS.Signals = 'SIGKILL'): Prom
     child.kill(sig);
   });
 }
+
+/** A template resource `app` holding an AutoScalingGroup `asg` and its policy `up`. */
+export const nestedAsg = {
+  template: { heat_template_version: '2016-10-14', resources: { app: { type: 'My::App', properties: { tag: 'a' } } } },
+  environment: { resource_registry: { 'My::App': 'app.yaml' } },
+  files: {
+    'app.yaml': JSON.stringify({
+      heat_template_version: '2016-10-14',
+      parameters: { tag: { type: 'string' } },
+      resources: {
+        asg: { type: 'OS::Heat::AutoScalingGroup', properties: { min_size: 1, max_size: 5, resource: { type: 'OS::Heat::TestResource', properties: { value: { get_param: 'tag' } } } } },
+        up: { type: 'OS::Heat::ScalingPolicy', properties: { auto_scaling_group_id: { get_resource: 'asg' }, adjustment_type: 'change_in_capacity', scaling_adjustment: 1 } },
+      },
+    }),
+  },
+};

@@ -571,6 +571,83 @@ test('OS::Heat::Stack: nested stack outputs reach the parent; update in place ke
   assert.is(sim.stack(child).status, 'DELETED');
 });
 
+test('a nested stack whose create failed keeps what it made: the next generation updates it in place, a delete removes it all', () => {
+  const failing = new Set(['1']);
+  const member: ResourceType = {
+    kind: 'task',
+    name: 'Test::Member',
+    properties: { size: { type: 'integer', default: 1, updateAllowed: true } },
+    attributes: [],
+    create: async () => ({ physicalId: null, attrs: {} }),
+    update: async () => ({ physicalId: null, attrs: {} }),
+    delete: async () => undefined,
+    classify: () => ({ code: 'INTERNAL', message: 'x', transient: false }),
+  };
+  const sim = new Sim({
+    extraTypes: [member],
+    task: (input) => {
+      const i = input as { action: string; request: { idempotencyKey: string } };
+      const index = /\/(\d+)#/.exec(i.request.idempotencyKey)?.[1] ?? '';
+      if (i.action === 'create' && failing.has(index)) throw Object.assign(new Error(`member ${index} refused`), { code: 'QUOTA_EXCEEDED' });
+      return { physicalId: `id-${i.request.idempotencyKey}`, attrs: {} };
+    },
+  });
+  const group = (size: number) => hot({ g: { type: 'OS::Heat::ResourceGroup', properties: { count: 3, resource_def: { type: 'Test::Member', properties: { size } } } } });
+  create(sim, 's', { template: group(1) });
+  sim.run();
+  assert.is(sim.stack('s').status, 'FAILED');
+  const child = sim.resource('s', 'g')!.current?.child;
+  assert.ok(child, "the failed child stack is still the resource's");
+  assert.equal(Object.keys(sim.live(child!)).sort(), ['0', '2'], 'members 0 and 2 were made');
+  failing.clear();
+  update(sim, 's', { template: group(2) });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY', sim.stack('s').reason);
+  assert.is(sim.resource('s', 'g')!.current!.child, child, 'updated in place, not a second child');
+  assert.equal(Object.keys(sim.live(child!)).sort(), ['0', '1', '2']);
+  sim.setDesired('s', { op: 'delete', name: 's' });
+  sim.run();
+  assert.is(sim.stack('s').status, 'DELETED');
+  assert.is(sim.physicalCount('res/'), 0, 'nothing left anywhere');
+});
+
+test('resource_facade in a nested stack returns the parent resource\'s metadata, deletion_policy and update_policy (Heat defaults when absent)', () => {
+  const sim = new Sim();
+  const provider = JSON.stringify({
+    heat_template_version: '2016-10-14',
+    resources: { inner: { type: 'OS::Heat::Value', properties: { value: { resource_facade: 'metadata' } } } },
+    outputs: {
+      metadata: { value: { resource_facade: 'metadata' } },
+      deletion_policy: { value: { resource_facade: 'deletion_policy' } },
+      update_policy: { value: { resource_facade: 'update_policy' } },
+      inner: { value: { get_attr: ['inner', 'value'] } },
+    },
+  });
+  create(sim, 's', {
+    template: hot(
+      {
+        t: { type: 'My::Thing', metadata: { foo: { get_param: 'p' } }, deletion_policy: 'Retain', update_policy: { pause: 2 } },
+        plain: { type: 'My::Thing' },
+      },
+      {
+        parameters: { p: { type: 'string', default: 'bar' } },
+        outputs: { t: { value: { get_attr: ['t', 'metadata'] } }, all: { value: { get_attr: ['t'] } }, plain: { value: ['metadata', 'deletion_policy', 'update_policy'].map((a) => ({ get_attr: ['plain', a] })) } },
+      },
+    ),
+    environment: { resource_registry: { 'My::Thing': 'provider.yaml' } },
+    files: { 'provider.yaml': provider },
+  });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY', sim.stack('s').reason);
+  const out = sim.stack('s').outputs as Record<string, Record<string, unknown> | unknown[]>;
+  assert.equal(out.t, { foo: 'bar' }, 'metadata resolved in the parent');
+  const all = out.all as Record<string, unknown>;
+  assert.is(all.deletion_policy, 'Retain');
+  assert.equal(all.update_policy, { pause: 2 });
+  assert.equal(all.inner, { foo: 'bar' }, 'usable in the nested resources too');
+  assert.equal(out.plain, [{}, 'Delete', {}], "Heat's defaults for a parent without those sections");
+});
+
 test('template resource from resource_registry + files', () => {
   const sim = new Sim();
   const provider = JSON.stringify({

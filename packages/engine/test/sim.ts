@@ -30,12 +30,15 @@ export interface SimOptions {
   /** Task handler for `task` providers (the sim runs it synchronously-ish: result queued as a message). */
   task?: (input: unknown, key: string) => unknown;
   heal?: HealConfig;
+  /** Virtual ms a task takes (its result arrives then, like a slow cloud call); default 0. */
+  taskMs?: (input: unknown) => number;
 }
 
 export class Sim {
   readonly states = new Map<string, unknown>();
   private readonly mailboxes = new Map<string, unknown[]>();
-  private timers: Array<{ addr: string; name: string; at: number; msg: unknown }> = [];
+  /** Durable timers, plus task results in flight (`raw`: delivered as is when due). */
+  private timers: Array<{ addr: string; name: string; at: number; msg: unknown; raw?: boolean }> = [];
   readonly events: EngineEvent[] = [];
   now = 1_000_000;
   delivered = 0;
@@ -114,13 +117,17 @@ export class Sim {
         return;
       case 'task': {
         if (!this.opts.task) throw new Error('no task handler in this sim');
+        let result: unknown;
         try {
           const value = this.opts.task(e.input, key);
-          this.send(addr, { kind: '$task', name: e.name, ok: true, value, idempotencyKey: key });
+          result = { kind: '$task', name: e.name, ok: true, value, idempotencyKey: key };
         } catch (err) {
           const code = (err as { code?: string }).code ?? 'INTERNAL';
-          this.send(addr, { kind: '$task', name: e.name, ok: false, error: { code, message: (err as Error).message }, idempotencyKey: key });
+          result = { kind: '$task', name: e.name, ok: false, error: { code, message: (err as Error).message }, idempotencyKey: key };
         }
+        const ms = this.opts.taskMs?.(e.input) ?? 0;
+        if (ms > 0) this.timers.push({ addr, name: `$task:${key}`, at: this.now + ms, msg: result, raw: true });
+        else this.send(addr, result);
         return;
       }
     }
@@ -131,16 +138,21 @@ export class Sim {
     for (let i = 0; i < n && this.deliverOne(); i++);
   }
 
-  /** Runs until no mail is left, firing due timers (advancing the clock) as needed, up to `maxMs` of virtual time. */
-  run(maxMs = 24 * 3600_000, limit = 2_000_000): void {
+  /**
+   * Runs until no mail is left, firing due timers (advancing the clock) as needed, up to `maxMs`
+   * of virtual time. `onQuiet` runs whenever every mailbox is empty (before a timer fires): the
+   * moments a reader of the stored states sees a stable picture.
+   */
+  run(maxMs = 24 * 3600_000, limit = 2_000_000, onQuiet?: () => void): void {
     const end = this.now + maxMs;
     for (let i = 0; i < limit; i++) {
       if (this.deliverOne()) continue;
+      onQuiet?.();
       const next = this.timers.sort((a, b) => a.at - b.at)[0];
       if (!next || next.at > end) return;
       this.timers.shift();
       this.now = Math.max(this.now, next.at);
-      this.send(next.addr, { kind: '$timer', name: next.name, msg: next.msg });
+      this.send(next.addr, next.raw ? next.msg : { kind: '$timer', name: next.name, msg: next.msg });
     }
     throw new Error('sim did not quiesce');
   }

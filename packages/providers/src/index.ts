@@ -3,13 +3,14 @@
  * types, built on a CloudClient (the sim cloud's, or a real cloud's implementing the same
  * interface), plus cloud-backed custom constraints.
  */
-import type { ResourceType } from '@kiln/engine';
+import type { ObjectChange, ResourceType } from '@kiln/engine';
 import type { CloudClient } from '@kiln/sim-cloud';
 import { cinderTypes } from './cinder.js';
 import { CloudGateway, type GatewayOptions } from './gateway.js';
 import { neutronTypes } from './neutron.js';
 import { novaTypes } from './nova.js';
 import { octaviaTypes } from './octavia.js';
+import { ChangeTee, notableChange } from './watcher.js';
 
 export interface CloudProvider {
   /** Register these in the engine (`Engine.start({ types })`). */
@@ -20,12 +21,26 @@ export interface CloudProvider {
   close(): Promise<void>;
 }
 
-/** One provider per cloud endpoint/tenant: its types share one rate limiter. */
+/**
+ * One provider per cloud endpoint/tenant: its types share one rate limiter. With a change feed
+ * (`opts.changes`) its types also carry the engine's `changes` hook (one function shared by all
+ * of them, over the gateway's one connection to the feed): a resource whose object is deleted or
+ * goes to ERROR observes at once instead of at its next poll.
+ */
 export function createCloudProvider(client: CloudClient, opts: GatewayOptions = {}): CloudProvider {
-  const gateway = new CloudGateway(client, opts);
+  const tee = opts.changes ? new ChangeTee(opts.changes) : undefined;
+  const gateway = new CloudGateway(client, tee ? { ...opts, changes: tee } : opts);
+  const types = [...novaTypes(gateway), ...neutronTypes(gateway), ...cinderTypes(gateway), ...octaviaTypes(gateway)];
+  const changes = tee
+    ? (onChange: (c: ObjectChange) => void) =>
+        tee.listen((e) => {
+          const c = notableChange(e);
+          if (c) onChange(c);
+        })
+    : undefined;
   return {
     gateway,
-    types: [...novaTypes(gateway), ...neutronTypes(gateway), ...cinderTypes(gateway), ...octaviaTypes(gateway)],
+    types: changes ? types.map((t) => (t.kind === 'task' ? { ...t, changes } : t)) : types,
     close: () => gateway.close(),
   };
 }
@@ -40,4 +55,4 @@ export { classifyCloudError, CloudResourceError, ResourceGoneError, TaskAbortedE
 export { CloudConstraints, registerCloudConstraints } from './constraints.js';
 export type { Health, ObservedResource, CloudTaskType, TaskContext } from './define.js';
 export { registerTypeSchemas } from './schemas.js';
-export { ChangeWatcher, type ChangeFeed } from './watcher.js';
+export { ChangeTee, ChangeWatcher, notableChange, type ChangeFeed } from './watcher.js';

@@ -5,6 +5,7 @@
  */
 import type { ChangeEvent, Kind } from '@kiln/sim-cloud';
 import type { Logger } from '@kiln/core';
+import type { ObjectChange } from '@kiln/engine';
 
 /** The change feed of a cloud (the sim's SSE `/events`; a real cloud's notifications could feed it too). */
 export interface ChangeFeed {
@@ -110,4 +111,49 @@ export class ChangeWatcher {
     this.ac.abort();
     await this.done;
   }
+}
+
+/**
+ * Passes a feed's events on to listeners besides the one following it (the gateway's watcher),
+ * so the engine's change hook shares the watcher's single connection to the cloud.
+ */
+export class ChangeTee implements ChangeFeed {
+  private readonly listeners = new Set<(e: ChangeEvent) => void>();
+
+  constructor(private readonly feed: ChangeFeed) {}
+
+  follow(opts: Parameters<ChangeFeed['follow']>[0]): Promise<void> {
+    return this.feed.follow({
+      ...opts,
+      onEvent: (e) => {
+        opts.onEvent(e);
+        for (const l of this.listeners) l(e);
+      },
+    });
+  }
+
+  /** Adds a listener; returns its removal. */
+  listen(l: (e: ChangeEvent) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+}
+
+const ERROR_STATES: ReadonlySet<string> = new Set(['ERROR', 'OFFLINE']);
+
+/**
+ * The change the engine should look at, if any: an object made by a resource (it carries the
+ * idempotency key) that is gone or went to an error state (status ERROR, a load-balancer object
+ * operating ERROR/OFFLINE, a port whose binding failed). Ordinary progress (BUILD -> ACTIVE,
+ * PENDING_*) is left alone: the actor making the object is waiting for it anyway.
+ */
+export function notableChange(e: ChangeEvent): ObjectChange | null {
+  if (!e.key) return null;
+  if (e.type === 'deleted') return { key: e.key, change: 'deleted' };
+  if (e.type !== 'updated') return null;
+  const status = String(e.status ?? '').toUpperCase();
+  const operating = String(e.operating_status ?? '').toUpperCase();
+  const pending = status.startsWith('PENDING_') || status === 'BUILD';
+  const broken = status === 'ERROR' || (!pending && ERROR_STATES.has(operating)) || e.object?.['binding:vif_type'] === 'binding_failed';
+  return broken ? { key: e.key, change: 'error' } : null;
 }
