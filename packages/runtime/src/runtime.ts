@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { connect, headers, nanos, nuid, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, nanos, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -17,9 +17,10 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
-import { actorKey, addressOfKey, encodeToken, parseAddress, partitionOf } from './address.js';
+import { actorKey, addressOfKey, encodeToken, parseAddress } from './address.js';
 import { TimerHeap } from './heap.js';
 import { PublishRefused, Requester, type PubAck } from './requester.js';
+import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MailSender, PACK_TOKEN, type Addressed, type Outgoing } from './mailbox.js';
 import { isClaimable, planLeases, validUntil, type LeaseValue, type LeaseView, type MemberValue } from './lease.js';
 import { stateOf, stepActor, type ActorRecord, type Envelope, type Incoming, type OutboxEntry, type PendingTask } from './step.js';
 import type { ActorAddress, ActorBehavior, TaskHandler, TaskResult } from './types.js';
@@ -33,7 +34,7 @@ export interface RuntimeOptions {
   nodeId?: string;
   behaviors: readonly ActorBehavior<any, any>[];
   tasks?: Readonly<Record<string, TaskHandler>>;
-  /** Number of partitions; must be the same for every node sharing a prefix. Default 256. */
+  /** Number of partitions; must be the same for every node sharing a prefix. Default 32 (see docs/runtime.md). */
   partitions?: number;
   /** Lease duration. Default 10 s. */
   leaseMs?: number;
@@ -69,7 +70,7 @@ export interface RuntimeMetrics {
   stateWrites: number;
 }
 
-const DEFAULTS = { partitions: 32, leaseMs: 10_000, cacheSize: 10_000, maxInFlight: 4096, prefix: 'kiln' };
+const DEFAULTS = { partitions: DEFAULT_PARTITIONS, leaseMs: 10_000, cacheSize: 10_000, maxInFlight: 4096, prefix: DEFAULT_PREFIX };
 const MAX_BATCH = 256;
 const ACK_WAIT_MS = 30_000;
 const MAX_TIMEOUT = 2 ** 31 - 1;
@@ -111,8 +112,19 @@ interface Slot {
   rev: number;
   /** Whether the stored outbox is known to be published (it is republished once on a redelivery otherwise). */
   outboxSettled: boolean;
-  queue: (Incoming & { m: JsMsg })[];
+  queue: Queued[];
   busy: boolean;
+}
+
+/** A stream message being worked on: acknowledged once each of its envelopes is stored (or dead-lettered). */
+interface Delivery {
+  readonly m: JsMsg;
+  /** Envelopes not yet settled. */
+  left: number;
+}
+
+interface Queued extends Incoming {
+  readonly d: Delivery;
 }
 
 interface ScheduledTimer {
@@ -157,6 +169,7 @@ export class Runtime {
 
   private nc!: NatsConnection;
   private requester!: Requester;
+  private mail!: MailSender;
   private directGets = true;
   /** Leases travel on their own connection so renewals never queue behind a flood of state writes. */
   private leaseNc!: NatsConnection;
@@ -234,6 +247,7 @@ export class Runtime {
     this.js = jetstream(this.nc, { timeout: 10_000 });
     this.jsm = await jetstreamManager(this.nc, { timeout: 10_000 });
     this.requester = new Requester(this.nc, 10_000);
+    this.mail = new MailSender(this.prefix, this.partitions, (subject, data, msgId, h) => this.jsPublish(subject, data, msgId, h), this.nc.info?.max_payload);
     const replicas = opts.replicas ?? 1;
     const kvm = new Kvm(this.js);
     // Direct gets may be served by a lagging replica; state must be read from the leader.
@@ -321,10 +335,18 @@ export class Runtime {
    * (within the stream's 2-minute duplicate window) stores it once.
    */
   async send(to: ActorAddress, msg: unknown, opts: { msgId?: string; from?: ActorAddress } = {}): Promise<void> {
-    const key = actorKey(to);
-    const i = opts.msgId ?? nuid.next();
-    const env: Envelope = opts.from ? { i, f: opts.from, m: msg } : { i, m: msg };
-    await this.jsPublish(this.mailboxSubject(partitionOf(to, this.partitions), key), encode(env), i);
+    await this.mail.sendAll([this.mail.address(to, this.mail.envelope({ to, msg, msgId: opts.msgId, from: opts.from }))]);
+  }
+
+  /**
+   * Puts several messages in mailboxes; those to actors of one partition travel packed in one
+   * stream message (one publish, delivery and ack for all of them). Per actor they are applied
+   * in list order. Retrying the same list (same msgIds) stores it once; a retry of a different
+   * selection of the messages is not recognised. Throws REQUEST_INVALID before sending anything
+   * if an address is invalid.
+   */
+  async sendMany(items: readonly Outgoing[]): Promise<void> {
+    await this.mail.sendAll(items.map((it) => this.mail.address(it.to, this.mail.envelope(it))));
   }
 
   /** The stored state of an actor (null when it has none or has finished). */
@@ -635,12 +657,8 @@ export class Runtime {
       const parts = k.split('.');
       if (parts.length >= 3) actors.add(`${parts[1]}.${parts[2]}`);
     }
-    await Promise.all(
-      [...actors].map((key) => {
-        const i = `resume:${this.nodeId}:${w.epoch}:${key}`;
-        return this.jsPublish(this.mailboxSubject(w.partition, key), encode({ i, c: { resume: true } } satisfies Envelope), i);
-      }),
-    );
+    // Packed: a partition with thousands of waiting actors costs a few stream messages.
+    await this.mail.sendAll([...actors].map((key) => ({ key, partition: w.partition, env: { i: `resume:${this.nodeId}:${w.epoch}:${key}`, c: { resume: true } } })));
     if (actors.size > 0) this.log.info({ partition: w.partition, actors: actors.size }, 'pending timers and tasks resumed');
   }
 
@@ -656,10 +674,9 @@ export class Runtime {
       return;
     }
     w.lastDelivery = info.deliverySequence;
-    this.counters.inFlight++;
     const key = m.subject.slice(`${this.prefix}.mbox.${w.partition}.`.length);
-    const address = addressOfKey(key);
-    const behavior = address ? this.behaviors.get(address.slice(0, address.indexOf('/'))) : undefined;
+    if (key === PACK_TOKEN) return this.onPack(w, m, info.streamSequence);
+    this.counters.inFlight++;
     let env: unknown;
     try {
       env = decode(m.data);
@@ -667,10 +684,43 @@ export class Runtime {
       void this.deadLetter(w, m, `undecodable message: ${(e as Error).message}`);
       return;
     }
-    if (!address || !behavior || !isEnvelope(env)) {
-      void this.deadLetter(w, m, !address ? 'invalid actor key in subject' : !behavior ? `no behaviour for ${address}` : 'not a runtime envelope');
+    const d: Delivery = { m, left: 1 };
+    const bad = this.route(w, key, env, { seq: info.streamSequence, env: env as Envelope, d });
+    if (bad) void this.deadLetter(w, m, bad);
+  }
+
+  /** A pack: each entry goes to its actor's queue; the stream message is acknowledged once all are settled. */
+  private onPack(w: Worker, m: JsMsg, seq: number): void {
+    let entries: unknown;
+    try {
+      entries = decode(m.data);
+    } catch (e) {
+      this.counters.inFlight++;
+      void this.deadLetter(w, m, `undecodable message: ${(e as Error).message}`);
       return;
     }
+    if (!Array.isArray(entries) || entries.length === 0) {
+      this.counters.inFlight++;
+      void this.deadLetter(w, m, 'not a runtime envelope pack');
+      return;
+    }
+    this.counters.inFlight += entries.length;
+    const d: Delivery = { m, left: entries.length };
+    for (let idx = 0; idx < entries.length; idx++) {
+      const e: unknown = entries[idx];
+      const pair = Array.isArray(e) && e.length === 2 && typeof e[0] === 'string';
+      const bad = pair ? this.route(w, e[0] as string, e[1], { seq, idx, env: e[1] as Envelope, d }) : 'not a pack entry';
+      if (bad) void this.deadLetterEntry(w, d, seq, idx, e, bad);
+    }
+  }
+
+  /** Queues a message on its actor's slot; the dead-letter reason instead when it cannot be one. */
+  private route(w: Worker, key: string, env: unknown, q: Queued): string | undefined {
+    const address = addressOfKey(key);
+    if (!address) return 'invalid actor key in subject';
+    const behavior = this.behaviors.get(address.slice(0, address.indexOf('/')));
+    if (!behavior) return `no behaviour for ${address}`;
+    if (!isEnvelope(env)) return 'not a runtime envelope';
     let slot = this.cache.get(key);
     if (slot && slot.worker !== w) {
       this.cache.delete(key);
@@ -684,18 +734,45 @@ export class Runtime {
       this.cache.set(key, slot);
       w.slots.add(key);
     }
-    slot.queue.push({ seq: info.streamSequence, env, m });
+    slot.queue.push(q);
     if (!slot.busy) void this.run(slot);
+    return undefined;
+  }
+
+  /** Envelopes of a delivery are settled (stored, skipped or dead-lettered): acknowledge it when none is left. */
+  private settle(d: Delivery, n: number): void {
+    d.left -= n;
+    if (d.left === 0) d.m.ack();
+  }
+
+  /** One entry of a pack dead-lettered (payload: the entry, msgpack; header Kiln-Entry: its index). */
+  private async deadLetterEntry(w: Worker, d: Delivery, seq: number, idx: number, entry: unknown, reason: string): Promise<void> {
+    this.counters.deadLetters++;
+    this.log.warn({ partition: w.partition, subject: d.m.subject, seq, idx, reason }, 'dead letter');
+    try {
+      await this.jsPublish(`${this.prefix}.dlq.${w.partition}`, encode(entry), `dlq:${w.partition}:${seq}:${idx}`, this.dlqHeaders(reason, d.m.subject, idx));
+      if (w.active) this.settle(d, 1);
+      this.counters.processed++;
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'dead letter publish failed');
+    } finally {
+      this.counters.inFlight--;
+    }
+  }
+
+  private dlqHeaders(reason: string, subject: string, idx?: number): MsgHdrs {
+    const h = headers();
+    h.set('Kiln-Reason', reason.slice(0, 1000));
+    h.set('Kiln-Subject', subject);
+    if (idx !== undefined) h.set('Kiln-Entry', String(idx));
+    return h;
   }
 
   private async deadLetter(w: Worker, m: JsMsg, reason: string): Promise<void> {
     this.counters.deadLetters++;
     this.log.warn({ partition: w.partition, subject: m.subject, seq: m.seq, reason }, 'dead letter');
-    const h = headers();
-    h.set('Kiln-Reason', reason.slice(0, 1000));
-    h.set('Kiln-Subject', m.subject);
     try {
-      await this.jsPublish(`${this.prefix}.dlq.${w.partition}`, m.data, `dlq:${w.partition}:${m.seq}`, h);
+      await this.jsPublish(`${this.prefix}.dlq.${w.partition}`, m.data, `dlq:${w.partition}:${m.seq}`, this.dlqHeaders(reason, m.subject));
       m.ack();
       this.counters.processed++;
     } catch (e) {
@@ -796,7 +873,7 @@ export class Runtime {
   }
 
   /** One step: apply, store with CAS, publish effects, acknowledge. False when the partition was dropped. */
-  private async process(slot: Slot, batch: (Incoming & { m: JsMsg })[]): Promise<boolean> {
+  private async process(slot: Slot, batch: Queued[]): Promise<boolean> {
     const w = slot.worker;
     const p = w.partition;
     const out = stepActor(slot.behavior, slot.address, slot.record, batch, Date.now());
@@ -846,17 +923,18 @@ export class Runtime {
     }
     const pubs: Promise<unknown>[] = [];
     if (out.outbox.length > 0) pubs.push(this.publishOutbox(slot.address, out.outbox));
-    for (const d of out.deadLetters) {
-      const m = batch.find((b) => b.seq === d.seq)!.m;
+    for (const { inc, reason } of out.deadLetters) {
+      const m = (inc as Queued).d.m;
       this.counters.deadLetters++;
-      this.log.warn({ partition: p, actor: slot.address, seq: d.seq, reason: d.reason }, 'dead letter');
-      const h = headers();
-      h.set('Kiln-Reason', d.reason.slice(0, 1000));
-      h.set('Kiln-Subject', m.subject);
-      pubs.push(this.jsPublish(`${this.prefix}.dlq.${p}`, m.data, `dlq:${p}:${d.seq}`, h));
+      this.log.warn({ partition: p, actor: slot.address, seq: inc.seq, idx: inc.idx, reason }, 'dead letter');
+      pubs.push(
+        inc.idx === undefined
+          ? this.jsPublish(`${this.prefix}.dlq.${p}`, m.data, `dlq:${p}:${inc.seq}`, this.dlqHeaders(reason, m.subject))
+          : this.jsPublish(`${this.prefix}.dlq.${p}`, encode([slot.key, inc.env]), `dlq:${p}:${inc.seq}:${inc.idx}`, this.dlqHeaders(reason, m.subject, inc.idx)),
+      );
     }
     if (pubs.length > 0) await Promise.all(pubs);
-    for (const b of batch) b.m.ack();
+    for (const b of batch) this.settle(b.d, 1);
     this.counters.processed += batch.length;
     this.counters.inFlight -= batch.length;
     if (!w.active) return false;
@@ -868,7 +946,7 @@ export class Runtime {
   }
 
   /** The batch again on the stored record (index entries written for the discarded step are harmless orphans). */
-  private async reloadAndProcess(slot: Slot, batch: (Incoming & { m: JsMsg })[]): Promise<boolean> {
+  private async reloadAndProcess(slot: Slot, batch: Queued[]): Promise<boolean> {
     await this.load(slot);
     if (!slot.worker.active) {
       this.counters.inFlight -= batch.length;
@@ -901,22 +979,21 @@ export class Runtime {
     return `${p}.${key}.t.${encodeToken(name)}`;
   }
 
+  /** Sends (packed per partition, deterministically: a replay yields the same stream messages) and emits. */
   private publishOutbox(from: ActorAddress, outbox: readonly OutboxEntry[]): Promise<unknown> {
-    return Promise.all(
-      outbox.map((e) => {
-        if ('to' in e) {
-          let key: string;
-          try {
-            key = actorKey(e.to);
-          } catch {
-            this.log.warn({ actor: from, to: e.to }, 'send to an invalid address dropped');
-            return undefined;
-          }
-          return this.jsPublish(this.mailboxSubject(partitionOf(e.to, this.partitions), key), encode({ i: e.id, f: from, m: e.m } satisfies Envelope), e.id);
+    const pubs: Promise<unknown>[] = [];
+    const sends: Addressed[] = [];
+    for (const e of outbox) {
+      if ('to' in e) {
+        try {
+          sends.push(this.mail.address(e.to, { i: e.id, f: from, m: e.m }));
+        } catch {
+          this.log.warn({ actor: from, to: e.to }, 'send to an invalid address dropped');
         }
-        return this.jsPublish(`${this.eventsSubject}.${e.ev}`, encode(e.e), e.id);
-      }),
-    );
+      } else pubs.push(this.jsPublish(`${this.eventsSubject}.${e.ev}`, encode(e.e), e.id));
+    }
+    if (sends.length > 0) pubs.push(this.mail.sendAll(sends));
+    return Promise.all(pubs);
   }
 
   /** A state write was refused: someone else wrote this actor, so this node stops working the partition. */

@@ -4,8 +4,9 @@ import type { ActorAddress, ActorBehavior, Effect, MessageContext, TaskResult, T
 /**
  * What the runtime stores per actor (one KV value). Besides the behaviour's state it holds what
  * makes processing exactly-once and durable:
- * - `q`: stream sequence of the last message applied. Mailbox messages of one actor are applied
- *   in stream order, so a delivery with a sequence <= q is a redelivery and is skipped.
+ * - `q`, `x`: position of the last message applied: stream sequence, and index within a pack
+ *   (absent: 0, also for an unpacked message). Mailbox messages of one actor are applied in
+ *   (sequence, index) order, so a delivery at or before that position is a redelivery and is skipped.
  * - `t`: armed timers; `k`: tasks started and not yet answered (rerun after a takeover);
  * - `o`: the sends/emits of the last step (the outbox), published again if the step's message
  *   turns out not to have been acknowledged (a crash between the state write and the ack).
@@ -15,6 +16,7 @@ export interface ActorRecord {
   /** true once the behaviour returned state null (finished); the record stays as a tombstone so q keeps deduplicating. */
   d?: true;
   q: number;
+  x?: number;
   t?: Record<string, ArmedTimer>;
   k?: Record<string, PendingTask>;
   o?: OutboxEntry[];
@@ -55,11 +57,13 @@ export interface Envelope {
 export interface Incoming {
   /** Stream sequence. */
   readonly seq: number;
+  /** Index within a pack (a stream message carrying several envelopes); undefined for an unpacked message. */
+  readonly idx?: number | undefined;
   readonly env: Envelope;
 }
 
 export interface DeadLetter {
-  readonly seq: number;
+  readonly inc: Incoming;
   readonly reason: string;
 }
 
@@ -118,11 +122,14 @@ export function stepActor(
   const ownTasks = () => (tasks === stored?.k ? (tasks = { ...(tasks ?? {}) }) : (tasks ??= {}));
 
   for (const inc of batch) {
-    if (inc.seq <= rec.q) {
+    const idx = inc.idx ?? 0;
+    if (inc.seq < rec.q || (inc.seq === rec.q && idx <= (rec.x ?? 0))) {
       out.duplicates++;
       continue;
     }
     rec.q = inc.seq;
+    if (idx > 0) rec.x = idx;
+    else delete rec.x;
     const env = inc.env;
     let msg: unknown;
     if (env.c) {
@@ -163,12 +170,12 @@ export function stepActor(
     try {
       reduction = behavior.reduce(state, msg as never, ctx);
     } catch (e) {
-      out.deadLetters.push({ seq: inc.seq, reason: `reducer threw: ${e instanceof Error ? e.message : String(e)}` });
+      out.deadLetters.push({ inc, reason: `reducer threw: ${e instanceof Error ? e.message : String(e)}` });
       continue;
     }
     changed = true;
     if (reduction.state === null) {
-      rec = { q: rec.q, d: true };
+      rec = rec.x === undefined ? { q: rec.q, d: true } : { q: rec.q, x: rec.x, d: true };
       timers = undefined;
       tasks = undefined;
     } else {

@@ -5,8 +5,14 @@ export interface WorkerProcess {
   readonly nodeId: string;
   readonly child: ChildProcess;
   readonly exited: Promise<number | null>;
+  /** The last 256 KiB of stderr (for failure messages). */
   stderr(): string;
+  /** Every ownership log line (partition taken/lost/released, fencing), however much else was logged. */
+  readonly ownership: Record<string, unknown>[];
 }
+
+/** Ownership lines are what tests assert on; a worker logging per-message lines would push them out of any tail. */
+const isOwnershipLine = (msg: unknown) => typeof msg === 'string' && (msg.startsWith('partition ') || msg.startsWith('state write refused'));
 
 const workerScript = fileURLToPath(new URL('./fixtures/worker.js', import.meta.url));
 
@@ -17,7 +23,22 @@ export async function startWorker(opts: Record<string, unknown> & { nodeId: stri
     env: { ...process.env, KILN_LOG_LEVEL: process.env.KILN_WORKER_LOG_LEVEL ?? 'info' },
   });
   let err = '';
-  child.stderr!.on('data', (d) => (err = (err + d).slice(-256 * 1024)));
+  let partial = '';
+  const ownership: Record<string, unknown>[] = [];
+  child.stderr!.on('data', (d) => {
+    err = (err + d).slice(-256 * 1024);
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      if (!l.startsWith('{')) continue;
+      try {
+        const rec = JSON.parse(l) as Record<string, unknown>;
+        if (isOwnershipLine(rec.msg)) ownership.push(rec);
+      } catch {
+        // Not a pino line.
+      }
+    }
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let out = '';
   await new Promise<void>((resolve, reject) => {
@@ -27,20 +48,10 @@ export async function startWorker(opts: Record<string, unknown> & { nodeId: stri
     });
     void exited.then((code) => reject(new Error(`worker ${opts.nodeId} exited (${code}) before ready:\n${err}`)));
   });
-  return { nodeId: opts.nodeId, child, exited, stderr: () => err };
+  return { nodeId: opts.nodeId, child, exited, stderr: () => err, ownership };
 }
 
-/** Parsed pino lines of a worker's stderr. */
+/** A worker's ownership log lines (see WorkerProcess.ownership). */
 export function logLines(w: WorkerProcess): Record<string, unknown>[] {
-  return w
-    .stderr()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    });
+  return w.ownership;
 }

@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { decode, encode } from '@kiln/core';
 import { NatsServer, waitFor } from '@kiln/natsd';
-import { Runtime, actorKey, effectId, partitionOf, type RuntimeOptions, type TaskHandler } from '../src/index.js';
+import { MailboxClient, Runtime, actorKey, effectId, partitionOf, type Outgoing, type RuntimeOptions, type TaskHandler } from '../src/index.js';
 import type { ActorRecord } from '../src/step.js';
 import { counter, type CounterState } from './fixtures/counter.js';
 
@@ -300,6 +300,106 @@ S('the cache stays within its size', async (ctx) => {
   assert.is((await stateOf(rt, 'counter/c0'))?.n, 1);
   await rt.send('counter/c0', { op: 'inc' });
   await waitFor('reloaded after eviction', async () => (await stateOf(rt, 'counter/c0'))?.n === 2);
+});
+
+/** Stream messages a list of sends becomes: one per partition and up to 32 entries (a lone message is unpacked). */
+function streamMessagesFor(targets: string[]): number {
+  const perPartition = new Map<number, number>();
+  for (const t of targets) perPartition.set(partitionOf(t, PARTITIONS), (perPartition.get(partitionOf(t, PARTITIONS)) ?? 0) + 1);
+  return [...perPartition.values()].reduce((sum, g) => sum + Math.ceil(g / 32), 0);
+}
+
+const lastSeq = async (ctx: Ctx, prefix: string) => (await (await jetstreamManager(ctx.nc)).streams.info(`${prefix}_mbox`)).state.last_seq;
+
+S('sendMany packs messages per partition: applied in order per actor, a retried list stored once', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const before = await lastSeq(ctx, prefix);
+  const items: Outgoing[] = [];
+  for (let s = 1; s <= 5; s++) for (let a = 0; a < 20; a++) items.push({ to: `counter/p${a}`, msg: { op: 'inc', tag: 'x', seq: s }, msgId: `p${a}-${s}` });
+  await rt.sendMany(items);
+  await rt.sendMany(items);
+  assert.is((await lastSeq(ctx, prefix)) - before, streamMessagesFor(items.map((i) => i.to)), 'one stream message per partition and 32 entries; the retry was dropped');
+  await waitFor('all processed', () => rt.metrics().processed >= 100);
+  for (let a = 0; a < 20; a++) {
+    const st = await stateOf(rt, `counter/p${a}`);
+    assert.equal([st?.n, st?.disorder, st?.last.x], [5, 0, 5], `counter/p${a}`);
+  }
+  await waitFor('settled', () => rt.metrics().inFlight === 0);
+  assert.is((await (await jetstreamManager(ctx.nc)).streams.info(`${prefix}_mbox`)).state.messages, 0, 'every pack acknowledged');
+  const last = await lastSeq(ctx, prefix);
+  const refused = await rt.sendMany([{ to: 'counter/ok', msg: {} }, { to: 'Bad', msg: {} }]).then(() => undefined, (e: unknown) => e);
+  assert.match(String(refused), /actor address/);
+  assert.is(await lastSeq(ctx, prefix), last, 'nothing sent when one address is invalid');
+});
+
+S('a step fanning out to many actors publishes one pack per partition', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const targets = Array.from({ length: 40 }, (_, i) => `counter/fan${i}`);
+  const before = await lastSeq(ctx, prefix);
+  await rt.send('counter/fanner', { op: 'fan', to: targets, msg: { op: 'inc' } });
+  await waitFor('every target applied it', async () => (await Promise.all(targets.map((t) => stateOf(rt, t)))).every((st) => st?.n === 1));
+  assert.is((await lastSeq(ctx, prefix)) - before, 1 + streamMessagesFor(targets));
+  // From outside, the same with a client that runs no node.
+  const client = new MailboxClient(ctx.nc, { prefix, partitions: PARTITIONS });
+  await client.sendMany(targets.map((to) => ({ to, msg: { op: 'inc' } })));
+  client.close();
+  await waitFor('applied again', async () => (await Promise.all(targets.map((t) => stateOf(rt, t)))).every((st) => st?.n === 2));
+});
+
+/** `count` addresses `counter/<tag><i>` that hash onto partition `p`. */
+function onPartition(p: number, tag: string, count: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) if (partitionOf(`counter/${tag}${i}`, PARTITIONS) === p) out.push(`counter/${tag}${i}`);
+  return out;
+}
+
+S('a half-applied pack redelivered: each remaining entry applied once, in order, then the pack acknowledged', async (ctx) => {
+  const prefix = `t${++ctx.n}`;
+  const setup = await Runtime.start({ servers: ctx.nats.url, nodeId: 'setup', behaviors: [counter], partitions: PARTITIONS, leaseMs: 2000, prefix, eventsSubject: `${prefix}.events` });
+  await setup.stop();
+  const [a, b, c] = onPartition(3, 'h', 3) as [string, string, string];
+  const inc = (to: string, seq: number): [string, unknown] => [actorKey(to), { i: `${to}-${seq}`, m: { op: 'inc', tag: 'h', seq } }];
+  const pack = [inc(a, 1), inc(b, 1), inc(a, 2), inc(c, 1), inc(a, 3), inc(b, 2)];
+  const js = jetstream(ctx.nc);
+  const { seq } = await js.publish(`${prefix}.mbox.3.pack`, encode(pack));
+  // As if a node had stored a's first two entries (indexes 0 and 2) and b's first (index 1), then died before the ack.
+  const kv = await new Kvm(js).open(`${prefix}_state`);
+  const counted = (n: number): CounterState => ({ n, last: { h: n }, disorder: 0, fired: [], results: [] });
+  await kv.create(actorKey(a), encode({ q: seq, x: 2, s: counted(2) } satisfies ActorRecord));
+  await kv.create(actorKey(b), encode({ q: seq, x: 1, s: counted(1) } satisfies ActorRecord));
+  const rt = await start(ctx, {}, prefix);
+  await waitFor('pack handled', () => rt.metrics().processed >= 6);
+  for (const [actor, n] of [[a, 3], [b, 2], [c, 1]] as const) {
+    const st = await stateOf(rt, actor);
+    assert.equal([st?.n, st?.last.h, st?.disorder], [n, n, 0], actor);
+  }
+  assert.is(rt.metrics().redeliveries, 3, 'the three stored entries were skipped');
+  await waitFor('pack acknowledged', async () => (await (await jetstreamManager(ctx.nc)).streams.info(`${prefix}_mbox`)).state.messages === 0);
+});
+
+S('dead letters in packs: a bad entry is dead-lettered alone, a pack that is garbage as a whole', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const [a] = onPartition(2, 'd', 1) as [string];
+  const ok = (i: string): [string, unknown] => [actorKey(a), { i, m: { op: 'inc' } }];
+  const js = jetstream(ctx.nc);
+  await js.publish(`${prefix}.mbox.2.pack`, encode([ok('1'), ['nobody.x', { i: 'n', m: {} }], [actorKey(a), { i: 'b', m: { op: 'boom' } }], 'not a pair', [actorKey(a), { m: 1 }], ok('2')]));
+  await js.publish(`${prefix}.mbox.2.pack`, new Uint8Array([0xc1, 0x00]));
+  await js.publish(`${prefix}.mbox.2.pack`, encode({ i: 'x', m: {} }));
+  await waitFor('valid entries applied', async () => (await stateOf(rt, a))?.n === 2);
+  await waitFor('dead letters', () => rt.metrics().deadLetters === 6);
+  const jsm = await jetstreamManager(ctx.nc);
+  const dl = await Promise.all([1, 2, 3, 4, 5, 6].map(async (seq) => (await jsm.streams.getMessage(`${prefix}_dlq`, { seq }))!));
+  const entries = dl.filter((m) => m.header.get('Kiln-Entry') !== '');
+  assert.equal(entries.map((m) => m.header.get('Kiln-Entry')).sort(), ['1', '2', '3', '4']);
+  for (const m of dl) assert.is(m.header.get('Kiln-Subject'), `${prefix}.mbox.2.pack`);
+  const reasons = dl.map((m) => m.header.get('Kiln-Reason')).join('; ');
+  for (const r of [/no behaviour/, /reducer threw: boom/, /not a pack entry/, /not a runtime envelope/, /undecodable/, /pack/]) assert.match(reasons, r);
+  const boom = entries.find((m) => m.header.get('Kiln-Entry') === '2')!;
+  assert.equal(decode(boom.data), [actorKey(a), { i: 'b', m: { op: 'boom' } }], 'an entry dead letter carries the entry');
+  await waitFor('packs acknowledged', async () => (await jsm.streams.info(`${prefix}_mbox`)).state.messages === 0);
 });
 
 S.run();

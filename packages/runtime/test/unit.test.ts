@@ -58,6 +58,25 @@ test('redeliveries (sequence <= stored q) are skipped, the rest applied', () => 
   assert.is(none.duplicates, 1);
 });
 
+test('pack entries are positioned by (sequence, index): a half-applied pack applies each remaining entry once', () => {
+  const entry = (seq: number, idx: number): Incoming => ({ seq, idx, env: { i: `p${seq}.${idx}`, m: { op: 'inc' } } });
+  const first = stepActor(behavior, self, undefined, [entry(5, 0), entry(5, 2)], 0);
+  assert.is(first.record!.q, 5);
+  assert.is(first.record!.x, 2);
+  // Redelivered: entries 0 and 2 are stored already, entry 3 and the next message are not.
+  const again = stepActor(behavior, self, first.record, [entry(5, 0), entry(5, 2), entry(5, 3), inc(6)], 0);
+  assert.is(again.duplicates, 2);
+  assert.is((stateOf(again.record) as { n: number }).n, 4);
+  assert.is(again.record!.q, 6);
+  assert.is(again.record!.x, undefined, 'an unpacked message is at index 0');
+  // A record written before packs existed (no x) deduplicates entry 0 of its own sequence only.
+  const legacy = stepActor(behavior, self, { q: 7, s: { n: 1, last: {}, disorder: 0, fired: [], results: [] } }, [entry(7, 0), entry(7, 1)], 0);
+  assert.is(legacy.duplicates, 1);
+  assert.is(legacy.record!.x, 1);
+  const fin = stepActor(behavior, self, undefined, [{ seq: 8, idx: 4, env: { i: 'f', m: { op: 'finish' } } }], 0);
+  assert.equal(fin.record, { q: 8, x: 4, d: true }, 'a tombstone keeps the position');
+});
+
 test('sends get deterministic ids and go to the outbox', () => {
   const out = stepActor(behavior, self, undefined, [inc(1, 'x', { op: 'send', to: 'counter/b', msg: { op: 'inc' } })], 0);
   assert.equal(out.outbox, [{ id: effectId(self, 'x', 0), to: 'counter/b', m: { op: 'inc' } }]);
@@ -102,7 +121,7 @@ test('tasks: recorded with an idempotency key, result delivered once, resumed af
 
 test('a throwing reducer dead-letters that message only; finishing leaves a tombstone', () => {
   const out = stepActor(behavior, self, undefined, [inc(1), inc(2, 'b', { op: 'boom' }), inc(3)], 0);
-  assert.equal(out.deadLetters.map((d) => d.seq), [2]);
+  assert.equal(out.deadLetters.map((d) => d.inc.seq), [2]);
   assert.match(out.deadLetters[0]!.reason, /boom requested/);
   assert.is((stateOf(out.record) as { n: number }).n, 2);
   const fin = stepActor(behavior, self, out.record, [inc(4, 'f', { op: 'finish' })], 0);
