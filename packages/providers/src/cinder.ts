@@ -2,7 +2,7 @@
 import { KilnError } from '@kiln/core';
 import type { ActionRequest, ResourceType } from '@kiln/engine';
 import type { Volume } from '@kiln/sim-cloud';
-import { CloudResourceError, ResourceGoneError, classifyCloudError } from './errors.js';
+import { CloudResourceError, DependencyGoneError, ResourceGoneError, classifyCloudError } from './errors.js';
 import type { CloudGateway, Settle } from './gateway.js';
 import { OK, S, U, cloudType, compact, differing, driftHealth, resolveId, stringMap, userMetadata, type CloudTaskType, type Io, type ObservedResource } from './define.js';
 
@@ -104,6 +104,32 @@ async function extend(io: Io, obj: Volume, size: number): Promise<void> {
 }
 
 /**
+ * Waits until the volume is in use by the server; `start` (the attach call) runs once the
+ * volume's change events are watched. `available` without the attachment after the attach
+ * started means the attach was lost: when the server is gone (it vanished) that is a wait for its
+ * actor to recreate it; otherwise (also a stale change event) a fresh read decides.
+ */
+async function waitAttached(io: Io, volId: string, server: string, name: string, start: () => Promise<boolean>): Promise<Volume> {
+  const lost = new Error('lost');
+  for (let first = true; ; first = false) {
+    try {
+      const v = await io.gw.waitFor('volume', volId, io.signal, (x) => (x === undefined ? { failed: 'it disappeared' } : x.status === 'error' ? { failed: 'went to error' } : x.status === 'in-use' && attachedTo(x, server) ? 'done' : x.status === 'available' ? { failed: 'lost' } : 'pending'), {
+        ...(first ? { start } : {}),
+        onFail: (reason) => (reason === 'lost' ? lost : new CloudResourceError(`Volume ${volId} did not attach to server ${server}: ${reason}`, 'volume', volId)),
+      });
+      return v!;
+    } catch (e) {
+      if (e !== lost) throw e;
+      if (!(await io.gw.get('server', server, io.signal))) throw new DependencyGoneError(`Server ${server} of ${name} is gone; waiting for it to be recreated`);
+      const v = await io.gw.get('volume', volId, io.signal);
+      if (v?.status === 'available' && !attachedTo(v, server)) throw new CloudResourceError(`Volume ${volId} did not attach to server ${server}`, 'volume', volId);
+    }
+  }
+}
+
+const attachedTo = (v: Volume | undefined, server: string) => v?.attachments.find((a) => a.server_id === server);
+
+/**
  * OS::Cinder::VolumeAttachment. Physical id `<server>:<volume>` (self-contained, so delete and
  * observe need nothing else). Every property is update_allowed: an update detaches the old
  * pair and attaches the new one.
@@ -113,19 +139,27 @@ function volumeAttachment(gw: CloudGateway): CloudTaskType {
     const [server, vol] = id.split(':', 2) as [string, string | undefined];
     return { server, volume: vol ?? '' };
   };
-  const attachedTo = (v: Volume | undefined, server: string) => v?.attachments.find((a) => a.server_id === server);
-
   const attach = async (req: ActionRequest, io: Io) => {
     const p = req.properties;
     const server = await resolveId(io, 'server', p.instance_uuid, 'instance_uuid');
     const volId = await resolveId(io, 'volume', p.volume_id, 'volume_id');
-    const v = await io.gw.get('volume', volId, io.signal);
-    if (!v) throw new KilnError('RESOURCE_NOT_FOUND', `The Volume (${volId}) could not be found.`, { path: 'properties.volume_id' });
-    // Idempotent: a replayed attach finds the attachment it made before.
-    if (!attachedTo(v, server)) {
-      await io.gw.call('server.attachVolume', io.signal, (o) => io.gw.client.attachVolume(server, volId, { ...o, ...(typeof p.mountpoint === 'string' ? { device: p.mountpoint } : {}) }));
-    }
-    const done = await waitVolume(io, volId, (x) => x.status === 'in-use' && !!attachedTo(x, server), `did not attach to server ${server}`);
+    // Attach first, look after: one call in the usual case. A replayed attach is refused (the
+    // volume is no longer `available`) and then finds the attachment it made before.
+    const start = async (): Promise<boolean> => {
+      try {
+        await io.gw.call('server.attachVolume', io.signal, (o) => io.gw.client.attachVolume(server, volId, { ...o, ...(typeof p.mountpoint === 'string' ? { device: p.mountpoint } : {}) }));
+        return true;
+      } catch (e) {
+        if (!(e instanceof KilnError) || (e.code !== 'RESOURCE_NOT_FOUND' && e.code !== 'REQUEST_INVALID')) throw e;
+        const v = await io.gw.get('volume', volId, io.signal);
+        if (!v) throw new KilnError('RESOURCE_NOT_FOUND', `The Volume (${volId}) could not be found.`, { path: 'properties.volume_id' });
+        // The server vanished since it was READY: its actor recreates it and sends the new id.
+        if (e.code === 'RESOURCE_NOT_FOUND') throw new DependencyGoneError(`Server ${server} of ${req.name} is gone; waiting for it to be recreated`);
+        if (!attachedTo(v, server)) throw e;
+        return false;
+      }
+    };
+    const done = await waitAttached(io, volId, server, req.name, start);
     const a = attachedTo(done, server)!;
     return { physicalId: `${server}:${volId}`, attrs: { server_id: server, volume_id: volId, device: a.device, attachment_id: a.attachment_id, show: a } };
   };

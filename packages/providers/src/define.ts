@@ -141,11 +141,23 @@ export function cloudType<K extends Kind>(def: CloudTypeDef<K>, gw: CloudGateway
           obj = undefined;
         }
       }
-      if (!obj) {
-        const body = await def.body(req, x);
-        obj = await gw.call(`${kind}.create`, ctx.signal, (o) => gw.client.create(kind, body, { ...optsOf(req), ...o, key: x.key }));
+      const body = obj ? undefined : await def.body(req, x);
+      const make = () => gw.call(`${kind}.create`, ctx.signal, (o) => gw.client.create(kind, body!, { ...optsOf(req), ...o, key: x.key }));
+      obj ??= await make();
+      let ready: ObjectOf[K];
+      for (let remade = 0; ; remade++) {
+        try {
+          ready = await waitSettled(req, obj, x, true);
+          break;
+        } catch (e) {
+          // A failed boot is final for that object: make a new one at once (the discarded one freed
+          // the key) rather than fail the task into the engine's backoff. Only when the key is
+          // really free, so a clean-up that did not finish never leads to a second object.
+          if (!(e instanceof CloudResourceError) || !body || remade >= gw.replaceFailedCreates || (await findExisting(req, x))) throw e;
+          gw.log.debug({ kind, key: x.key, err: e.message }, 'failed create replaced in the task');
+          obj = await make();
+        }
       }
-      const ready = await waitSettled(req, obj, x, true);
       const changed = (await def.afterCreate?.(req, ready, x)) ?? false;
       const fresh = changed ? ((await gw.get(kind, ready.id, ctx.signal, optsOf(req))) ?? ready) : ready;
       return { physicalId: fresh.id, attrs: def.attrs(fresh, req, await def.related?.(fresh, x)) };

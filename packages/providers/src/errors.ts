@@ -31,6 +31,19 @@ export class ResourceGoneError extends Error {
   }
 }
 
+/**
+ * An object this action works on through a reference (an attachment's server) vanished while the
+ * action ran: the referenced resource's own actor recreates it and sends its new id, so this is
+ * waiting, not failing (transient; the engine retries without limit and re-resolves the reference).
+ */
+export class DependencyGoneError extends Error {
+  readonly code = 'DEPENDENCY_GONE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DependencyGoneError';
+  }
+}
+
 /** The task was aborted (the node lost the partition or is stopping): transient, the new owner redoes it. */
 export class TaskAbortedError extends Error {
   readonly code = 'ABORTED';
@@ -52,7 +65,8 @@ function retryAfterOf(e: KilnError): number | undefined {
  * Classifies any error thrown by a cloud type:
  * - RATE_LIMITED (429, with retryAfterMs), UNAVAILABLE (5xx, connection refused), TIMEOUT,
  *   CONFLICT (409: in use, pending state): transient. A cloud outage is never a permanent failure.
- * - RESOURCE_ERROR (object went to ERROR, already cleaned up), ABORTED: transient.
+ * - RESOURCE_ERROR (object went to ERROR, already cleaned up), ABORTED, DEPENDENCY_GONE (a
+ *   referenced object such as an attachment's server vanished mid-action): transient.
  * - QUOTA_EXCEEDED: NOT transient (Heat fails the resource; whether to retry after a long wait,
  *   e.g. to refill a group once quota frees up, is the engine's decision).
  * - REQUEST_INVALID (400), FORBIDDEN (403), RESOURCE_NOT_FOUND (a referenced object is missing),
@@ -78,6 +92,7 @@ export function classifyCloudError(e: unknown): ProviderError {
     }
   }
   if (e instanceof CloudResourceError) return { code: e.code, message: e.message, transient: true };
+  if (e instanceof DependencyGoneError) return { code: e.code, message: e.message, transient: true };
   if (e instanceof TaskAbortedError) return { code: e.code, message: e.message, transient: true };
   if (e instanceof ResourceGoneError) return { code: e.code, message: e.message, transient: false };
   const err = e as { name?: string; message?: string; code?: string } | undefined;

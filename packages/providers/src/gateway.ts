@@ -24,7 +24,9 @@ export interface GatewayOptions {
   readonly deleteTimeoutMs?: number;
   /**
    * The cloud's change feed (e.g. the SimCloudClient itself). When given, waits wake on the
-   * object's change events and poll only every `fallbackPollMs` (default 5 s) as a safety net.
+   * object's change events and poll only as a safety net: after `fallbackPollMs` (default 5 s)
+   * without an event, then at doubling intervals up to 6x that (a gap or a reconnect of the feed
+   * wakes every wait anyway, so a long boot need not be polled every few seconds).
    */
   readonly changes?: ChangeFeed;
   /**
@@ -33,6 +35,13 @@ export interface GatewayOptions {
    * call per create. Default false.
    */
   readonly idempotentCreates?: boolean;
+  /**
+   * A create whose object settles failed (server ERROR on boot, volume `error`, Octavia ERROR,
+   * stuck past `settleTimeoutMs`) is deleted and made again under the same key up to this many
+   * times inside the task before RESOURCE_ERROR goes to the engine: the failure is final for that
+   * object, so the engine's retry backoff would only add latency. Default 2 (three objects per task).
+   */
+  readonly replaceFailedCreates?: number;
   readonly fallbackPollMs?: number;
   readonly logger?: Logger;
 }
@@ -106,8 +115,9 @@ export type Settle = 'done' | 'pending' | { readonly failed: string };
 export class CloudGateway {
   readonly bucket: TokenBucket;
   readonly log: Logger;
-  private readonly o: Required<Omit<GatewayOptions, 'rateLimit' | 'logger' | 'changes' | 'idempotentCreates'>>;
+  private readonly o: Required<Omit<GatewayOptions, 'rateLimit' | 'logger' | 'changes' | 'idempotentCreates' | 'replaceFailedCreates'>>;
   readonly idempotentCreates: boolean;
+  readonly replaceFailedCreates: number;
   private readonly watcher: ChangeWatcher | undefined;
   /** API calls made through this gateway, by operation (for the "calls per resource" figure). */
   readonly calls = new Map<string, number>();
@@ -130,6 +140,7 @@ export class CloudGateway {
     };
     this.watcher = opts.changes ? new ChangeWatcher(opts.changes, this.log) : undefined;
     this.idempotentCreates = opts.idempotentCreates ?? false;
+    this.replaceFailedCreates = opts.replaceFailedCreates ?? 2;
   }
 
   /** Whether waits are being woken by the change feed right now (else they poll). */
@@ -185,22 +196,38 @@ export class CloudGateway {
     id: string,
     signal: AbortSignal | undefined,
     check: (obj: ObjectOf[K] | undefined) => Settle,
-    opts: { timeoutMs?: number; call?: CallOptions; first?: ObjectOf[K] | undefined; onFail: (reason: string, obj: ObjectOf[K] | undefined) => Error },
+    opts: {
+      timeoutMs?: number;
+      call?: CallOptions;
+      first?: ObjectOf[K] | undefined;
+      /**
+       * Starts the transition once the change events are being watched (e.g. the attach call) and
+       * says whether the object is now known to be in transition: then the first look is the next
+       * change event (no GET), or the first poll when the feed is down.
+       */
+      start?: () => Promise<boolean>;
+      onFail: (reason: string, obj: ObjectOf[K] | undefined) => Error;
+    },
   ): Promise<ObjectOf[K] | undefined> {
     const deadline = Date.now() + (opts.timeoutMs ?? this.o.settleTimeoutMs);
     let delay = this.o.pollInitialMs;
-    // Interest is registered before the first look, so a change right after it still wakes us.
+    let fallback = this.o.fallbackPollMs;
+    // Interest is registered before the first look (and before `start`), so a change right after it still wakes us.
     const interest = this.watcher?.watch(id);
     try {
-      let obj = 'first' in opts ? opts.first : await this.get(kind, id, signal, opts.call);
-      for (;;) {
-        const s = check(obj);
+      const moving = (await opts.start?.()) ?? false;
+      let obj = moving ? undefined : 'first' in opts ? opts.first : await this.get(kind, id, signal, opts.call);
+      for (let looked = !moving; ; looked = true) {
+        const s = looked ? check(obj) : 'pending';
         if (s === 'done') return obj;
         if (s !== 'pending') throw opts.onFail(s.failed, obj);
         if (Date.now() >= deadline) throw opts.onFail(`did not settle within ${opts.timeoutMs ?? this.o.settleTimeoutMs} ms (status ${statusOf(obj)})`, obj);
         const left = Math.max(0, deadline - Date.now());
         if (interest && this.watcher?.connected) {
-          await this.watcher.wait(interest, Math.min(this.o.fallbackPollMs, left), signal);
+          const slice = Math.min(fallback, left);
+          const since = Date.now();
+          await this.watcher.wait(interest, slice, signal);
+          const timedOut = Date.now() - since >= slice;
           if (signal?.aborted) throw new TaskAbortedError();
           const seen = interest.latest;
           interest.latest = undefined;
@@ -208,6 +235,8 @@ export class CloudGateway {
             obj = seen.obj as ObjectOf[K] | undefined;
             continue;
           }
+          // Nothing was heard for a whole interval: the object is simply slow (a long boot); look less often.
+          if (timedOut) fallback = Math.min(fallback * 2, this.o.fallbackPollMs * 6);
         } else {
           await sleep(Math.min(delay, left), signal);
           delay = Math.min(this.o.pollMaxMs, delay * 1.5);

@@ -70,6 +70,20 @@ test('volume attachment: attach, extend while attached, detach seen as gone, off
   await Volume.delete(v, ctx());
 });
 
+test('attaching to a server that vanished waits for it (transient DEPENDENCY_GONE); a volume that does not exist is RESOURCE_NOT_FOUND', async ({ w }) => {
+  const Volume = w!.type('OS::Cinder::Volume');
+  const Att = w!.type('OS::Cinder::VolumeAttachment');
+  const v = await create(Volume, 'spare', { size: 1 });
+  const gone = classifyCloudError(await rejection(create(Att, 'att-gone', { instance_uuid: '00000000-0000-4000-8000-000000000001', volume_id: v.physicalId })));
+  assert.is(gone.code, 'DEPENDENCY_GONE');
+  assert.ok(gone.transient, 'the server actor recreates the server; the attachment waits');
+  const missing = classifyCloudError(await rejection(create(Att, 'att-none', { instance_uuid: '00000000-0000-4000-8000-000000000001', volume_id: '00000000-0000-4000-8000-000000000002' })));
+  assert.is(missing.code, 'RESOURCE_NOT_FOUND');
+  assert.not.ok(missing.transient);
+  assert.is((await w!.client.get('volume', v.physicalId))!.status, 'available');
+  await Volume.delete(v, ctx());
+});
+
 test('volume that fails to create: RESOURCE_ERROR, removed', async ({ w }) => {
   const Volume = w!.type('OS::Cinder::Volume');
   await w!.client.setFaults({ volumeCreateError: 1 });

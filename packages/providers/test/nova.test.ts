@@ -153,6 +153,24 @@ test('ERROR on boot: RESOURCE_ERROR (transient), the broken server is removed, t
   await Server.delete({ ...req, physicalId: ok.physicalId }, ctx());
 });
 
+test('a boot that ends in ERROR is replaced inside the task under the same key: one create, an ACTIVE server, nothing left over', async ({ w, net }) => {
+  const Server = w!.type('OS::Nova::Server');
+  // The first boot is doomed at its create; later ones are not (the fault is drawn per object at create).
+  await w!.client.setLatency({ server: { dist: 'fixed', ms: 300 } });
+  await w!.client.setFaults({ serverBootError: 1 });
+  const before = (await w!.client.stats()).injected.struck['boot-error'] ?? 0;
+  const req = request('reboot-at-once', props(Server, { flavor: 'm1.tiny', image: 'cirros-0.6.2-x86_64-disk', networks: [{ network: net }] }));
+  const made = Server.create(req, ctx());
+  await waitFor('the first boot doomed', async () => ((await w!.client.stats()).injected.struck['boot-error'] ?? 0) > before);
+  await w!.client.setFaults({ serverBootError: 0 });
+  const s = await made;
+  await w!.client.setLatency({ server: FAST!.server! });
+  assert.is((s.attrs.show as { status: string }).status, 'ACTIVE');
+  const servers = await w!.client.inventory({ kind: 'server' });
+  assert.equal(servers.map((o) => [o.id, o.key]), [[s.physicalId, req.idempotencyKey]], 'only the replacement is left, under the incarnation key');
+  await Server.delete({ ...req, physicalId: s.physicalId }, ctx());
+});
+
 test('stuck in BUILD past the settle timeout: RESOURCE_ERROR and cleaned up', async ({ w, net }) => {
   const Server = createCloudProvider(w!.client, { ...QUICK, settleTimeoutMs: 300 }).types.find((t) => t.name === 'OS::Nova::Server')!;
   if (Server.kind !== 'task') throw new Error('task type');

@@ -208,7 +208,8 @@ export interface CloudClient {
 export interface SimStats {
   calls: Record<string, number>;
   responses: Record<string, number>;
-  injected: { errors: number; errorsAfterCreate: number; throttled: number; slow: number };
+  /** `struck`: object faults by kind (`vanish`, `error`, `boot-error`, `stuck`, `unreachable`, `offline`, `member-down`). */
+  injected: { errors: number; errorsAfterCreate: number; throttled: number; slow: number; struck: Record<string, number> };
   rateLimited: number;
   quotaRefused: number;
   objects: Record<Kind, number>;

@@ -166,7 +166,7 @@ export class CloudModel {
   /** Changes up to this sequence number are no longer in `events` (trimmed, or from before a restart). */
   private droppedUpTo = 0;
   private readonly listeners = new Set<(e: ChangeEvent) => void>();
-  readonly stats = { calls: {} as Record<string, number>, responses: {} as Record<string, number>, injected: { errors: 0, errorsAfterCreate: 0, throttled: 0, slow: 0 }, rateLimited: 0, quotaRefused: 0 };
+  readonly stats = { calls: {} as Record<string, number>, responses: {} as Record<string, number>, injected: { errors: 0, errorsAfterCreate: 0, throttled: 0, slow: 0, struck: {} as Record<string, number> }, rateLimited: 0, quotaRefused: 0 };
   private apiRng: Rng;
   private readonly buckets = new Map<string, { tokens: number; last: number }>();
   private readonly wal: Wal<PersistedState, WalRecord>;
@@ -540,9 +540,15 @@ export class CloudModel {
     }
   }
 
+  /** Object faults that struck, by kind (`vanish`, `error`, `boot-error`, ...), for tests and benchmarks. */
+  private countStrike(what: string): void {
+    this.stats.injected.struck[what] = (this.stats.injected.struck[what] ?? 0) + 1;
+  }
+
   private strike(o: SimObject, what: string): void {
     const prev = statusOf(o);
     this.log.info({ kind: o.kind, id: o.id, fault: what }, 'sim-cloud fault strikes');
+    this.countStrike(what);
     switch (what) {
       case 'error':
         this.setServerError(o, 'Instance failed (injected fault)');
@@ -625,7 +631,7 @@ export class CloudModel {
   resetStats(): void {
     this.stats.calls = {};
     this.stats.responses = {};
-    this.stats.injected = { errors: 0, errorsAfterCreate: 0, throttled: 0, slow: 0 };
+    this.stats.injected = { errors: 0, errorsAfterCreate: 0, throttled: 0, slow: 0, struck: {} };
     this.stats.rateLimited = 0;
     this.stats.quotaRefused = 0;
   }
@@ -874,6 +880,7 @@ export class CloudModel {
         const f = this.settings.faults;
         if (r < f.serverBuildStuck) o.fault = 'stuck';
         else if (r < f.serverBuildStuck + f.serverBootError) o.fault = 'boot-error';
+        if (o.fault) this.countStrike(o.fault);
         if (o.fault !== 'stuck') this.startTransition(o, o.fault === 'boot-error' ? 'ERROR' : 'ACTIVE', 'server');
         break;
       }
@@ -947,6 +954,7 @@ export class CloudModel {
         if (o.key) metadata[KEY_METADATA] = o.key;
         Object.assign(d, { size, status: 'creating', name: d.name ?? null, description: d.description ?? null, metadata, attachments: [], bootable: d.imageRef ? 'true' : 'false', multiattach: false, volume_type: d.volume_type ?? '__DEFAULT__', availability_zone: d.availability_zone ?? 'nova', 'os-vol-tenant-attr:tenant_id': t });
         if (this.rngFor(o).next() < this.settings.faults.volumeCreateError) o.fault = 'create-error';
+        if (o.fault) this.countStrike(o.fault);
         this.startTransition(o, o.fault ? 'error' : 'available', 'volume');
         break;
       }
@@ -1045,6 +1053,7 @@ export class CloudModel {
   }
 
   private makeUnreachable(o: SimObject): void {
+    this.countStrike('unreachable');
     o.fault = 'unreachable';
     o.doc.status = 'DOWN';
     o.doc['binding:vif_type'] = 'binding_failed';

@@ -16,6 +16,10 @@ async function bootOutcomes(seed: number, n: number): Promise<Map<string, string
       const items = await client.inventory({ kind: 'server' });
       return items.every((o) => o.transition === undefined) ? items : undefined;
     });
+    const struck = (await client.stats()).injected.struck;
+    // Every fault decided at creation is counted, and only those.
+    assert.is(struck['boot-error'] ?? 0, inv.filter((o) => o.status === 'ERROR').length);
+    assert.is(struck.stuck ?? 0, inv.filter((o) => o.status === 'BUILD').length);
     return new Map(inv.map((o) => [o.key!, o.status]));
   } finally {
     await sim.stop();
@@ -147,6 +151,8 @@ test('later faults, switched on while running: servers go to ERROR or vanish, vo
     const fresh = await client.create('server', server);
     await waitFor('active server vanished', async () => (await client.get('server', fresh.id)) === undefined);
     assert.is((await client.list('server')).length, servers.length, 'ERROR servers do not vanish');
+    const struck = (await client.stats()).injected.struck;
+    assert.ok(struck.vanish! >= 1 && struck.error! >= servers.length && struck.offline! >= 1 && struck['member-down']! >= 1 && struck.unreachable! >= 1, JSON.stringify(struck));
   } finally {
     await sim.stop();
   }
