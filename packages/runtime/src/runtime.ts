@@ -68,12 +68,25 @@ export interface RuntimeMetrics {
   timersScheduled: number;
   inFlight: number;
   stateWrites: number;
+  /** Publishes (task results, a step's sends/emits, dead letters) that failed and were tried again. */
+  publishRetries: number;
+  /** Partition workers restarted on this node (reconnect, delivery gap, stalled consumer, failed step). */
+  workerRestarts: number;
 }
 
 const DEFAULTS = { partitions: DEFAULT_PARTITIONS, leaseMs: 10_000, cacheSize: 10_000, maxInFlight: 4096, prefix: DEFAULT_PREFIX };
 const MAX_BATCH = 256;
 const ACK_WAIT_MS = 30_000;
 const MAX_TIMEOUT = 2 ** 31 - 1;
+/**
+ * A partition whose worker holds nothing and has seen no delivery or ack for this long has its
+ * consumer checked (every as long): a consume whose pulls died with a consumer leader would
+ * otherwise wait for two missed idle heartbeats (30 s) and a consumer info that may back off another 30 s.
+ */
+const STALL_CHECK_MS = 2000;
+/** Backoff of a publish tried again (task result, a step's effects, a dead letter). */
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 2000;
 
 interface Worker {
   readonly partition: number;
@@ -81,10 +94,15 @@ interface Worker {
   active: boolean;
   messages: ConsumerMessages | undefined;
   lastDelivery: number;
+  /** Deliveries received and not yet acknowledged. */
+  unsettled: number;
+  /** performance.now() of the consumer's set-up, the last delivery or the last ack. */
+  lastActivity: number;
+  /** The last stall check found work on the server this worker was not given (see checkStalls). */
+  suspect: boolean;
   busy: number;
   idle: (() => void)[];
   readonly slots: Set<string>;
-  readonly abort: AbortController;
   /** Settles when consumer set-up finished (or gave up). */
   started: Promise<void>;
 }
@@ -98,6 +116,11 @@ interface Owned {
   chain: Promise<unknown>;
   /** Set once a graceful release started. */
   released?: Promise<void>;
+  /**
+   * Signal of the tasks started while this node owns the partition: aborted when the ownership
+   * ends (the next owner reruns them), not when the worker merely restarts.
+   */
+  readonly tasks: AbortController;
 }
 
 interface Slot {
@@ -118,6 +141,7 @@ interface Slot {
 
 /** A stream message being worked on: acknowledged once each of its envelopes is stored (or dead-lettered). */
 interface Delivery {
+  readonly w: Worker;
   readonly m: JsMsg;
   /** Envelopes not yet settled. */
   left: number;
@@ -189,6 +213,10 @@ export class Runtime {
   private timerAt = Infinity;
   private tickHandle: NodeJS.Timeout | undefined;
   private rateHandle: NodeJS.Timeout | undefined;
+  private stallHandle: NodeJS.Timeout | undefined;
+  private checkingStalls = false;
+  /** Tasks running on this node by idempotency key, with the signal of the ownership they run under. */
+  private readonly runningTasks = new Map<string, AbortSignal>();
   private ticking = false;
   private tickAgain = false;
   private stopping = false;
@@ -196,7 +224,17 @@ export class Runtime {
   private epochs = 0;
   private watchStop: (() => void) | undefined;
   private metricsSub: Subscription | undefined;
-  private readonly counters = { processed: 0, redeliveries: 0, fencings: 0, deadLetters: 0, tasksRunning: 0, inFlight: 0, stateWrites: 0 };
+  private readonly counters = {
+    processed: 0,
+    redeliveries: 0,
+    fencings: 0,
+    deadLetters: 0,
+    tasksRunning: 0,
+    inFlight: 0,
+    stateWrites: 0,
+    publishRetries: 0,
+    workerRestarts: 0,
+  };
   private rate = { at: performance.now(), processed: 0, perSec: 0 };
   /** Recent share of cold actors that had no stored record (decaying average). */
   private newActorShare = 0;
@@ -299,6 +337,8 @@ export class Runtime {
     await this.startWatch();
     this.rateHandle = setInterval(() => this.sampleRate(), 1000);
     this.rateHandle.unref();
+    this.stallHandle = setInterval(() => void this.checkStalls(), STALL_CHECK_MS);
+    this.stallHandle.unref();
     await this.tick();
     // Several renewals per validity window: one slow round trip must not cost the lease.
     this.tickHandle = setInterval(() => void this.tick(), Math.max(50, Math.round(this.leaseMs / 8)));
@@ -380,6 +420,8 @@ export class Runtime {
       timersScheduled: this.timers.size,
       inFlight: this.counters.inFlight,
       stateWrites: this.counters.stateWrites,
+      publishRetries: this.counters.publishRetries,
+      workerRestarts: this.counters.workerRestarts,
     };
   }
 
@@ -391,6 +433,7 @@ export class Runtime {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.rateHandle);
+    clearInterval(this.stallHandle);
     clearTimeout(this.timerHandle);
     // Ticks keep renewing the leases while the partitions drain.
     await Promise.all([this.leaseKv.delete(`n.${this.nodeId}`).catch(() => undefined), ...[...this.owned.keys()].map((p) => this.release(p))]);
@@ -518,7 +561,14 @@ export class Runtime {
       await this.leaseKv.update(`p.${p}`, encode({ node: '', exp: 0 } satisfies LeaseValue), rev).catch(() => undefined);
       return;
     }
-    const o: Owned = { rev, validUntil: validUntil(sentAt, this.leaseMs, this.marginMs), worker: undefined, releasing: false, chain: Promise.resolve() };
+    const o: Owned = {
+      rev,
+      validUntil: validUntil(sentAt, this.leaseMs, this.marginMs),
+      worker: undefined,
+      releasing: false,
+      chain: Promise.resolve(),
+      tasks: new AbortController(),
+    };
     this.owned.set(p, o);
     const from = cur && cur.value.node !== '' && cur.value.node !== this.nodeId ? cur.value.node : undefined;
     this.log.info({ partition: p, takeoverFrom: from }, from ? 'partition taken over' : 'partition acquired');
@@ -556,6 +606,7 @@ export class Runtime {
       const freed = o.chain.then(async () => {
         if (this.owned.get(p) !== o) return;
         this.owned.delete(p);
+        o.tasks.abort();
         await this.leaseKv.update(`p.${p}`, encode({ node: '', exp: 0 } satisfies LeaseValue), o.rev).catch(() => undefined);
         this.log.info({ partition: p }, 'partition released');
       });
@@ -570,6 +621,7 @@ export class Runtime {
     const o = this.owned.get(p);
     if (!o) return;
     this.owned.delete(p);
+    o.tasks.abort();
     this.log.warn({ partition: p, reason }, 'partition lost');
     if (o.worker) void this.abandonWorker(o.worker);
   }
@@ -591,10 +643,12 @@ export class Runtime {
       active: true,
       messages: undefined,
       lastDelivery: 0,
+      unsettled: 0,
+      lastActivity: performance.now(),
+      suspect: false,
       busy: 0,
       idle: [],
       slots: new Set(),
-      abort: new AbortController(),
       started: Promise.resolve(),
     };
     o.worker = w;
@@ -609,7 +663,7 @@ export class Runtime {
     try {
       // A fresh consumer delivers every unacknowledged message of the partition in stream order.
       await this.jsm.consumers.delete(this.streamName, name).catch(() => undefined);
-      await this.jsm.consumers.add(this.streamName, {
+      const created = await this.jsm.consumers.add(this.streamName, {
         durable_name: name,
         filter_subject: `${this.prefix}.mbox.${p}.>`,
         ack_policy: AckPolicy.Explicit,
@@ -618,6 +672,9 @@ export class Runtime {
         max_ack_pending: this.perPartitionInFlight,
         max_deliver: -1,
       });
+      // A delete that failed (e.g. timed out in an election) leaves the old consumer, which add
+      // returns as is: its unacknowledged deliveries would wait out the ack wait. Try again.
+      if (created.delivered.consumer_seq !== 0) throw new KilnError('UNAVAILABLE', `consumer ${name} was not recreated`);
       if (!w.active) return;
       const consumer = await this.js.consumers.get(this.streamName, name);
       if (!w.active) return;
@@ -626,6 +683,7 @@ export class Runtime {
         expires: 30_000,
         callback: (m) => this.onMessage(w, m),
       });
+      w.lastActivity = performance.now();
       void this.watchConsumer(w);
       await this.resumePending(w);
     } catch (e) {
@@ -637,16 +695,82 @@ export class Runtime {
     }
   }
 
+  /**
+   * Restarts the worker when its consume() cannot be trusted to pull any more: the consumer is
+   * gone, its pulls went unanswered for two idle heartbeats, or the iterator ended.
+   */
   private async watchConsumer(w: Worker): Promise<void> {
     const msgs = w.messages;
     if (!msgs) return;
+    // Ended by us (abandon, drain: the worker is inactive or releasing) or by nats.js (an error).
+    void msgs.closed().then((e) => void this.restartWorker(w, e ? `consume failed: ${String(e)}` : 'consume ended'));
     for await (const s of msgs.status()) {
       if (!w.active) return;
-      if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found') {
+      if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found' || s.type === 'heartbeats_missed') {
         void this.restartWorker(w, s.type);
         return;
       }
     }
+  }
+
+  /**
+   * Finds partitions whose consume() stalled without a sign from nats.js: on an R3 cluster a
+   * pull request lives only on the consumer's leader, so when that server dies (or leadership
+   * moves) the pull is gone while the connection, elsewhere, stays up; acks sent to it can be
+   * lost the same way. A worker that holds nothing and has seen no delivery or ack for
+   * STALL_CHECK_MS is restarted (fresh consumer from what is unacknowledged) when its consumer
+   * shows messages it was not given: pending with no pull waiting (at once), or pending or
+   * unacknowledged on two checks in a row (a message stored just before the check is not yet
+   * delivered). One stream info per check when some worker is quiet, a consumer info per quiet
+   * worker only while the mailbox stream holds messages.
+   */
+  private async checkStalls(): Promise<void> {
+    if (this.checkingStalls || this.stopping) return;
+    this.checkingStalls = true;
+    try {
+      const now = performance.now();
+      const quiet: Worker[] = [];
+      for (const o of this.owned.values()) {
+        const w = o.worker;
+        if (!w?.active || o.releasing || !w.messages) continue;
+        if (w.unsettled === 0 && now - w.lastActivity >= STALL_CHECK_MS) quiet.push(w);
+        else w.suspect = false;
+      }
+      if (quiet.length === 0) return;
+      const stream = await this.jsm.streams.info(this.streamName).catch(() => undefined);
+      if (!stream) return;
+      if (stream.state.messages === 0) {
+        for (const w of quiet) w.suspect = false;
+        return;
+      }
+      await Promise.all(quiet.map((w) => this.checkStall(w)));
+    } finally {
+      this.checkingStalls = false;
+    }
+  }
+
+  private async checkStall(w: Worker): Promise<void> {
+    const seen = w.lastDelivery;
+    let info;
+    try {
+      info = await this.jsm.consumers.info(this.streamName, this.consumerName(w.partition));
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === 10014) void this.restartWorker(w, 'consumer not found');
+      return; // no answer (e.g. an election): the next check tries again
+    }
+    if (!w.active || w.lastDelivery !== seen || w.unsettled > 0) {
+      w.suspect = false;
+      return;
+    }
+    const pullsLost = info.num_pending > 0 && info.num_waiting === 0;
+    const work = info.num_pending > 0 || info.num_ack_pending > 0;
+    if (pullsLost || (work && w.suspect)) {
+      this.log.warn(
+        { partition: w.partition, pending: info.num_pending, unacknowledged: info.num_ack_pending, pullsWaiting: info.num_waiting },
+        'partition consumer stalled: restarting partition',
+      );
+      void this.restartWorker(w, 'stalled');
+    } else w.suspect = work;
   }
 
   /** After (re)assignment, tells every actor with an armed timer or pending task to re-arm it. */
@@ -674,6 +798,8 @@ export class Runtime {
       return;
     }
     w.lastDelivery = info.deliverySequence;
+    w.lastActivity = performance.now();
+    w.unsettled++;
     const key = m.subject.slice(`${this.prefix}.mbox.${w.partition}.`.length);
     if (key === PACK_TOKEN) return this.onPack(w, m, info.streamSequence);
     this.counters.inFlight++;
@@ -684,7 +810,7 @@ export class Runtime {
       void this.deadLetter(w, m, `undecodable message: ${(e as Error).message}`);
       return;
     }
-    const d: Delivery = { m, left: 1 };
+    const d: Delivery = { w, m, left: 1 };
     const bad = this.route(w, key, env, { seq: info.streamSequence, env: env as Envelope, d });
     if (bad) void this.deadLetter(w, m, bad);
   }
@@ -705,7 +831,7 @@ export class Runtime {
       return;
     }
     this.counters.inFlight += entries.length;
-    const d: Delivery = { m, left: entries.length };
+    const d: Delivery = { w, m, left: entries.length };
     for (let idx = 0; idx < entries.length; idx++) {
       const e: unknown = entries[idx];
       const pair = Array.isArray(e) && e.length === 2 && typeof e[0] === 'string';
@@ -742,22 +868,27 @@ export class Runtime {
   /** Envelopes of a delivery are settled (stored, skipped or dead-lettered): acknowledge it when none is left. */
   private settle(d: Delivery, n: number): void {
     d.left -= n;
-    if (d.left === 0) d.m.ack();
+    if (d.left === 0) this.ack(d.w, d.m);
+  }
+
+  private ack(w: Worker, m: JsMsg): void {
+    m.ack();
+    w.unsettled--;
+    w.lastActivity = performance.now();
   }
 
   /** One entry of a pack dead-lettered (payload: the entry, msgpack; header Kiln-Entry: its index). */
   private async deadLetterEntry(w: Worker, d: Delivery, seq: number, idx: number, entry: unknown, reason: string): Promise<void> {
     this.counters.deadLetters++;
     this.log.warn({ partition: w.partition, subject: d.m.subject, seq, idx, reason }, 'dead letter');
-    try {
-      await this.jsPublish(`${this.prefix}.dlq.${w.partition}`, encode(entry), `dlq:${w.partition}:${seq}:${idx}`, this.dlqHeaders(reason, d.m.subject, idx));
-      if (w.active) this.settle(d, 1);
-      this.counters.processed++;
-    } catch (e) {
-      this.log.warn({ err: String(e) }, 'dead letter publish failed');
-    } finally {
-      this.counters.inFlight--;
-    }
+    const data = encode(entry);
+    const stored = await this.untilPublished({ partition: w.partition, seq, idx }, 'dead letter publish failed: retrying', () => w.active, () =>
+      this.jsPublish(`${this.prefix}.dlq.${w.partition}`, data, `dlq:${w.partition}:${seq}:${idx}`, this.dlqHeaders(reason, d.m.subject, idx)),
+    );
+    this.counters.inFlight--;
+    if (!stored) return;
+    if (w.active) this.settle(d, 1);
+    this.counters.processed++;
   }
 
   private dlqHeaders(reason: string, subject: string, idx?: number): MsgHdrs {
@@ -771,15 +902,13 @@ export class Runtime {
   private async deadLetter(w: Worker, m: JsMsg, reason: string): Promise<void> {
     this.counters.deadLetters++;
     this.log.warn({ partition: w.partition, subject: m.subject, seq: m.seq, reason }, 'dead letter');
-    try {
-      await this.jsPublish(`${this.prefix}.dlq.${w.partition}`, m.data, `dlq:${w.partition}:${m.seq}`, this.dlqHeaders(reason, m.subject));
-      m.ack();
-      this.counters.processed++;
-    } catch (e) {
-      this.log.warn({ err: String(e) }, 'dead letter publish failed');
-    } finally {
-      this.counters.inFlight--;
-    }
+    const stored = await this.untilPublished({ partition: w.partition, seq: m.seq }, 'dead letter publish failed: retrying', () => w.active, () =>
+      this.jsPublish(`${this.prefix}.dlq.${w.partition}`, m.data, `dlq:${w.partition}:${m.seq}`, this.dlqHeaders(reason, m.subject)),
+    );
+    this.counters.inFlight--;
+    if (!stored) return;
+    this.ack(w, m);
+    this.counters.processed++;
   }
 
   private async run(slot: Slot): Promise<void> {
@@ -884,7 +1013,11 @@ export class Runtime {
       this.counters.redeliveries += out.duplicates;
       this.log.info({ partition: p, actor: slot.address, duplicates: out.duplicates }, 'redelivered messages skipped');
       // The step that stored this outbox may have died before publishing it.
-      if (!slot.outboxSettled && slot.record?.o) await this.publishOutbox(slot.address, slot.record.o);
+      const o = slot.record?.o;
+      if (!slot.outboxSettled && o && !(await this.publishEffects(w, slot, () => this.publishOutbox(slot.address, o)))) {
+        this.counters.inFlight -= batch.length;
+        return false;
+      }
     }
     slot.outboxSettled = true;
     if (out.record) {
@@ -921,19 +1054,28 @@ export class Runtime {
       }
       slot.record = out.record;
     }
-    const pubs: Promise<unknown>[] = [];
-    if (out.outbox.length > 0) pubs.push(this.publishOutbox(slot.address, out.outbox));
     for (const { inc, reason } of out.deadLetters) {
-      const m = (inc as Queued).d.m;
       this.counters.deadLetters++;
       this.log.warn({ partition: p, actor: slot.address, seq: inc.seq, idx: inc.idx, reason }, 'dead letter');
-      pubs.push(
-        inc.idx === undefined
-          ? this.jsPublish(`${this.prefix}.dlq.${p}`, m.data, `dlq:${p}:${inc.seq}`, this.dlqHeaders(reason, m.subject))
-          : this.jsPublish(`${this.prefix}.dlq.${p}`, encode([slot.key, inc.env]), `dlq:${p}:${inc.seq}:${inc.idx}`, this.dlqHeaders(reason, m.subject, inc.idx)),
-      );
     }
-    if (pubs.length > 0) await Promise.all(pubs);
+    const effects = (): Promise<unknown> => {
+      const pubs: Promise<unknown>[] = [];
+      if (out.outbox.length > 0) pubs.push(this.publishOutbox(slot.address, out.outbox));
+      for (const { inc, reason } of out.deadLetters) {
+        const m = (inc as Queued).d.m;
+        pubs.push(
+          inc.idx === undefined
+            ? this.jsPublish(`${this.prefix}.dlq.${p}`, m.data, `dlq:${p}:${inc.seq}`, this.dlqHeaders(reason, m.subject))
+            : this.jsPublish(`${this.prefix}.dlq.${p}`, encode([slot.key, inc.env]), `dlq:${p}:${inc.seq}:${inc.idx}`, this.dlqHeaders(reason, m.subject, inc.idx)),
+        );
+      }
+      return Promise.all(pubs);
+    };
+    if ((out.outbox.length > 0 || out.deadLetters.length > 0) && !(await this.publishEffects(w, slot, effects))) {
+      // The worker stopped: the batch comes back to the next consumer, which republishes the outbox.
+      this.counters.inFlight -= batch.length;
+      return false;
+    }
     for (const b of batch) this.settle(b.d, 1);
     this.counters.processed += batch.length;
     this.counters.inFlight -= batch.length;
@@ -943,6 +1085,15 @@ export class Runtime {
     for (const idem of out.tasksDone) void this.pendingKv.delete(`${p}.${slot.key}.k.${idem}`).catch(() => undefined);
     for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
     return true;
+  }
+
+  /**
+   * A step's sends, emits and dead letters, retried in place until stored while the worker is
+   * active (its messages stay unacknowledged meanwhile, and the actor's next step waits), instead
+   * of restarting the partition on the first failure. False when the worker stopped.
+   */
+  private publishEffects(w: Worker, slot: Slot, publish: () => Promise<unknown>): Promise<boolean> {
+    return this.untilPublished({ partition: w.partition, actor: slot.address }, 'step effects publish failed: retrying', () => w.active, publish);
   }
 
   /** The batch again on the stored record (index entries written for the discarded step are harmless orphans). */
@@ -1012,13 +1163,16 @@ export class Runtime {
       await this.startWorker(p, o);
     } else {
       this.owned.delete(p);
+      o.tasks.abort();
       this.log.warn({ partition: p, holder: lease?.node }, 'partition lost');
     }
   }
 
   private async restartWorker(w: Worker, reason: string): Promise<void> {
-    if (!w.active) return;
     const p = w.partition;
+    // A partition being released drains its worker instead.
+    if (!w.active || this.owned.get(p)?.releasing) return;
+    this.counters.workerRestarts++;
     this.log.info({ partition: p, reason }, 'partition worker restarting');
     await this.abandonWorker(w);
     const o = this.owned.get(p);
@@ -1035,7 +1189,6 @@ export class Runtime {
   private async abandonWorker(w: Worker): Promise<void> {
     if (!w.active) return this.untilIdle(w);
     w.active = false;
-    w.abort.abort();
     await w.started;
     try {
       w.messages?.stop();
@@ -1068,7 +1221,6 @@ export class Runtime {
       await this.jsm.consumers.delete(this.streamName, this.consumerName(w.partition)).catch(() => undefined);
     }
     w.active = false;
-    w.abort.abort();
     this.dropSlots(w);
   }
 
@@ -1129,9 +1281,14 @@ export class Runtime {
   }
 
   private runTask(w: Worker, slot: Slot, idem: string, task: PendingTask): void {
+    const o = this.owned.get(w.partition);
+    if (!o) return; // the next owner reruns it
+    const signal = o.tasks.signal;
+    // A resume after a worker restart finds the task still running here: that run answers.
+    if (this.runningTasks.get(idem) === signal) return;
+    this.runningTasks.set(idem, signal);
     const handler = this.tasks[task.task];
     const self = slot.address;
-    const signal = w.abort.signal;
     this.counters.tasksRunning++;
     const started = handler
       ? Promise.resolve().then(() => handler(task.in, { self, idempotencyKey: idem, signal }))
@@ -1150,12 +1307,42 @@ export class Runtime {
         },
       )
       .then(async (result) => {
-        if (signal.aborted) return; // the partition moved: its next owner reruns the task
         const i = `${idem}/r`;
-        await this.jsPublish(this.mailboxSubject(w.partition, slot.key), encode({ i, k: idem, m: result } satisfies Envelope), i);
+        const data = encode({ i, k: idem, m: result } satisfies Envelope);
+        const subject = this.mailboxSubject(w.partition, slot.key);
+        // Nothing else would answer the actor while this node keeps the partition, so retried
+        // until stored (the msgId makes a retry of a stored one a no-op). Once the ownership
+        // ended (signal aborted) the next owner reruns the task instead.
+        await this.untilPublished({ actor: self, task: task.task }, 'task result publish failed: retrying', () => !signal.aborted, () =>
+          this.jsPublish(subject, data, i),
+        );
       })
-      .catch((e) => this.log.warn({ actor: self, task: task.task, err: String(e) }, 'task result publish failed'))
-      .finally(() => this.counters.tasksRunning--);
+      .catch((e) => this.log.error({ actor: self, task: task.task, err: String(e) }, 'task result not published'))
+      .finally(() => {
+        this.counters.tasksRunning--;
+        if (this.runningTasks.get(idem) === signal) this.runningTasks.delete(idem);
+      });
+  }
+
+  /**
+   * Runs `publish` until it succeeds, with backoff; false once `wanted()` turns false (the work
+   * moved elsewhere) or the runtime stopped. What is published this way always carries a
+   * deterministic Nats-Msg-Id, so a retry of a publish stored despite a lost reply is dropped.
+   */
+  private async untilPublished(what: Record<string, unknown>, msg: string, wanted: () => boolean, publish: () => Promise<unknown>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      if (!wanted() || this.stopped) return false;
+      try {
+        await publish();
+        return true;
+      } catch (e) {
+        if (!wanted() || this.stopped) return false;
+        this.counters.publishRetries++;
+        const ms = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** attempt);
+        this.log.warn({ ...what, attempt: attempt + 1, retryInMs: ms, err: String(e) }, msg);
+        await new Promise((r) => setTimeout(r, ms));
+      }
+    }
   }
 
   // ---------------------------------------------------------------- connection

@@ -234,6 +234,24 @@ S('tasks run with deterministic idempotency keys; a task cut off by a handover i
   assert.ok(prefix !== prefix2);
 });
 
+S('a step effect that cannot be stored is retried in place: the actor waits, the partition does not restart, stored once', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const jsm = await jetstreamManager(ctx.nc);
+  // No stream captures the events subject for a while: the emit's publish finds no responder.
+  await jsm.streams.delete(`${prefix}_events`);
+  await rt.send('counter/em', { op: 'emit', subject: 'e1' }, { msgId: 'em-1' });
+  await rt.send('counter/em', { op: 'inc', tag: 'z', seq: 1 }, { msgId: 'em-2' });
+  await waitFor('emit publish retried', () => rt.metrics().publishRetries > 0, 10_000);
+  // The step's state is stored, but the actor's next message waits behind its unpublished effect.
+  assert.is((await stateOf(rt, 'counter/em'))?.n, 1);
+  await jsm.streams.add({ name: `${prefix}_events`, subjects: [`${prefix}.events.>`] });
+  await waitFor('next message applied', async () => (await stateOf(rt, 'counter/em'))?.n === 2, 10_000);
+  assert.is((await jsm.streams.info(`${prefix}_events`)).state.messages, 1);
+  assert.is(rt.metrics().workerRestarts, 0);
+  assert.is(rt.metrics().redeliveries, 0);
+});
+
 S('undecodable messages and throwing reducers are dead-lettered; the actor keeps working', async (ctx) => {
   const rt = await start(ctx);
   const prefix = `t${ctx.n}`;
