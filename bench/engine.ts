@@ -8,49 +8,38 @@
  *  3. seconds, resources/s, ratio of resources/s to KV puts/s, peak RSS of engines and server.
  * `--quick`: 10K wide with one engine only. Last line:
  *   `engine wide10k_create_s=C update_s=U delete_s=D ratio=R`
- * Usage: node bench/dist/engine.js [--quick] [--json <file>] [--only <scenario,...>]
+ * Usage: node bench/dist/engine.js [--quick] [--json <file>] [--only <scenario,...>] [--engines <n,...>] [--partitions <n>] [--create-only]
+ * `KILN_ENGINE_NODE_ARGS` (space-separated) is passed to the engine processes (e.g. `--cpu-prof`);
+ * `KILN_LEASE_MS` (default 10000) and `KILN_MAX_IN_FLIGHT` reach them through the environment.
+ * After each create it prints the server operations it cost per resource: mailbox stream
+ * messages, actor-state writes, pending-index writes and events (stream sequences before/after).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { connect } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsServer } from '@kiln/natsd';
 import { Engine } from '@kiln/engine';
+import { kvBaseline } from './lib/kv.js';
 import { peakRssMiB, say } from './lib/procs.js';
 
 const quick = process.argv.includes('--quick');
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const jsonOut = arg('--json');
 const only = arg('--only')?.split(',');
-const PARTITIONS = 64;
+const engineCountsArg = arg('--engines')?.split(',').map(Number);
+const createOnly = process.argv.includes('--create-only');
+/** The engine's default partition count; `--partitions 32` is the runtime's recommendation (fewer filtered consumers). */
+const PARTITIONS = Number(arg('--partitions') ?? 64);
 const workerScript = fileURLToPath(new URL('../../packages/engine/dist/test/fixtures/worker.js', import.meta.url));
-
-async function kvBaseline(url: string, n: number): Promise<number> {
-  const nc = await connect({ servers: url });
-  const kv = await new Kvm(jetstream(nc)).create('bench_baseline', { history: 1 });
-  const payload = new Uint8Array(200).fill(7);
-  const pending = new Set<Promise<unknown>>();
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const p: Promise<unknown> = kv.put(`k${i % 5000}`, payload).finally(() => pending.delete(p));
-    pending.add(p);
-    if (pending.size >= 500) await Promise.race(pending);
-  }
-  await Promise.all(pending);
-  const rate = n / ((performance.now() - t0) / 1000);
-  await kv.destroy();
-  await nc.drain();
-  return rate;
-}
 
 function startWorker(url: string, nodeId: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--max-old-space-size=4096', workerScript, url, nodeId, String(PARTITIONS)], {
+    const child = spawn(process.execPath, ['--max-old-space-size=4096', ...(process.env.KILN_ENGINE_NODE_ARGS?.split(' ').filter(Boolean) ?? []), workerScript, url, nodeId, String(PARTITIONS)], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, KILN_LOG_LEVEL: 'warn', KILN_LEASE_MS: '10000' },
+      env: { KILN_LEASE_MS: '10000', ...process.env, KILN_LOG_LEVEL: 'warn' },
     });
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(child));
     child.once('exit', (c) => reject(new Error(`engine ${nodeId} exited (${c})`)));
@@ -80,6 +69,19 @@ const shapes: Shape[] = [
     }),
   })),
 ];
+
+/** Streams whose message counts are the server operations of a run (default engine prefix `kiln`). */
+const OP_STREAMS = { mbox: 'kiln_mbox', state: 'KV_kiln_state', pending: 'KV_kiln_pending', events: 'kiln_events' } as const;
+type OpCounts = Record<keyof typeof OP_STREAMS, number>;
+
+async function opCounts(nc: NatsConnection): Promise<OpCounts> {
+  const jsm = await jetstreamManager(nc);
+  const out = {} as OpCounts;
+  for (const [k, stream] of Object.entries(OP_STREAMS) as Array<[keyof OpCounts, string]>) {
+    out[k] = await jsm.streams.info(stream).then((i) => i.state.last_seq, () => 0);
+  }
+  return out;
+}
 
 async function waitSettled(engine: Engine, id: string, gen: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -115,7 +117,8 @@ async function main(): Promise<void> {
   try {
     kvRate = await kvBaseline(nats.url, quick ? 10_000 : 50_000);
     say(`kv baseline: ${kvRate.toFixed(0)} puts/s`);
-    const engineCounts = quick ? [1] : [1, 2];
+    const engineCounts = quick ? [1] : (engineCountsArg ?? [1, 2]);
+    const opsNc = await connect({ servers: nats.url });
     const chosen = quick ? shapes.filter((s) => s.name === 'wide10k') : shapes.filter((s) => !only || only.includes(s.name));
     const client = await Engine.start({ servers: nats.url, partitions: PARTITIONS, worker: false });
     let stackNo = 0;
@@ -125,10 +128,18 @@ async function main(): Promise<void> {
       try {
         for (const shape of chosen) {
           const timeout = Math.max(120_000, shape.resources * 5);
+          const ops0 = await opCounts(opsNc);
           const t0 = performance.now();
           const ref = await client.createStack({ name: `b${stackNo++}`, template: shape.template(1) });
           await waitSettled(client, ref.id, 1, timeout);
           const createS = (performance.now() - t0) / 1000;
+          const ops1 = await opCounts(opsNc);
+          const perRes = (k: keyof OpCounts) => ((ops1[k] - ops0[k]) / shape.resources).toFixed(3);
+          say(
+            `${shape.name} engines=${engines}: create ${createS.toFixed(2)} s (${(shape.resources / createS).toFixed(0)} res/s); per resource: ` +
+              `mailbox stream msgs ${perRes('mbox')}, state writes ${perRes('state')}, pending-index writes ${perRes('pending')}, events ${perRes('events')}`,
+          );
+          if (createOnly) continue;
           const t1 = performance.now();
           await client.updateStack(ref.id, { template: shape.template(2) });
           await waitSettled(client, ref.id, 2, timeout);
@@ -163,6 +174,7 @@ async function main(): Promise<void> {
       }
     }
     await client.stop();
+    await opsNc.close();
   } finally {
     await nats.stop();
   }

@@ -5,10 +5,11 @@
 // bench/results/<date>.json, <date>.md and <date>-<chart>.svg (see docs/bench.md).
 //   npm run bench -- --full            the big runs (1,000,000-member groups, 1M actors)
 //   npm run bench -- --only a,b        only these scenarios;  --no-peers  skip Terraform
+//   npm run bench -- --results DIR     write the report there instead of bench/results
 //   npm run bench -- <scenario> [args] one scenario, args passed through, no report
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 
@@ -54,7 +55,7 @@ const PEER_RUNS = full
   : [['wide', 1000, 10], ['chain', 1000, 10]];
 
 const date = new Date().toISOString().slice(0, 10);
-const resultsDir = join(root, 'bench', 'results');
+const resultsDir = argv.includes('--results') ? argv[argv.indexOf('--results') + 1] : join(root, 'bench', 'results');
 mkdirSync(resultsDir, { recursive: true });
 
 /** Runs a command, echoing its output, and returns its stdout and exit status. */
@@ -79,11 +80,12 @@ for (const scenario of scenarios.filter((s) => !only || only.includes(s))) {
   const args = argsFor(scenario);
   console.log(`\n== ${scenario} ${args.join(' ')}`);
   const t0 = performance.now();
+  const loadStart = loadavg()[0];
   const { code, out } = await run(process.execPath, [join(dist, `${scenario}.js`), ...args, '--json', jsonFile]);
   let result = benchJsonOf(out);
   if (result === undefined && existsSync(jsonFile)) result = JSON.parse(readFileSync(jsonFile, 'utf8'));
   rmSync(jsonFile, { force: true });
-  runs.push({ scenario, args, ok: code === 0, seconds: (performance.now() - t0) / 1000, result });
+  runs.push({ scenario, args, ok: code === 0, seconds: (performance.now() - t0) / 1000, load: [loadStart, loadavg()[0]], result });
 }
 
 const peerDir = join(root, '..', 'shared', 'peers', 'terraform');
@@ -112,5 +114,5 @@ const report = buildReport({
 writeFileSync(join(resultsDir, `${date}.json`), `${JSON.stringify(report, null, 2)}\n`);
 writeFileSync(join(resultsDir, `${date}.md`), renderMarkdown(report));
 for (const [name, svg] of renderCharts(report)) writeFileSync(join(resultsDir, `${date}-${name}.svg`), `${svg}\n`);
-console.log(`\nreport: bench/results/${date}.md (${report.figures.length} figures)`);
+console.log(`\nreport: ${join(resultsDir, `${date}.md`)} (${report.figures.length} figures)`);
 process.exit(runs.every((r) => r.ok) ? 0 : 1);

@@ -12,6 +12,8 @@ export interface ScenarioRun {
   args: string[];
   ok: boolean;
   seconds: number;
+  /** 1-minute load average at the scenario's start and end (the machine is shared). */
+  load?: [number, number];
   /** The scenario's own JSON result (undefined when it failed before writing one). */
   result?: unknown;
 }
@@ -200,18 +202,82 @@ function engineFigures(res: Obj, peers: PeerStatus): Figure[] {
   return out;
 }
 
+/** The unit a figure's name ends with (`delete_s`, `p99_ms`, `peak_rss_mib`), else none. */
+function unitOf(name: string): string {
+  const m = /_(s|ms|mib|mb)$/i.exec(name);
+  return m ? ({ s: 's', ms: 'ms', mib: 'MiB', mb: 'MB' } as Record<string, string>)[m[1]!.toLowerCase()]! : '';
+}
+
 /** Any other scenario: its top-level numbers, with the run's KV rate for those named per second. */
-function genericFigures(scenario: string, res: Obj, kv: number | undefined): Figure[] {
+function genericFigures(scenario: string, res: Obj, kv: number | undefined, skip: ReadonlySet<string> = new Set()): Figure[] {
   const out: Figure[] = [];
   const ownKv = num(res.kvPutsPerSec) ?? kv;
   for (const [k, v] of Object.entries(res)) {
     const value = num(v);
-    if (value === undefined || k === 'kvPutsPerSec') continue;
+    if (value === undefined || k === 'kvPutsPerSec' || skip.has(k)) continue;
     const rate = /PerSec|per_s|PerS$/i.test(k);
-    out.push(withBaseline({ scenario, name: k, value, unit: rate ? '/s' : '', ...(rate && ownKv ? { baseline: ownKv, baselineName: 'KV puts/s' } : {}) }));
+    out.push(withBaseline({ scenario, name: k, value, unit: rate ? '/s' : unitOf(k), ...(rate && ownKv ? { baseline: ownKv, baselineName: 'KV puts/s' } : {}) }));
   }
   return out;
 }
+
+/** A figure against another number of the same result (e.g. time with a fault vs without). */
+function against(scenario: string, res: Obj, key: string, name: string, unit: string, baseKey: string | number | undefined, baselineName: string): Figure[] {
+  const value = num(res[key]);
+  if (value === undefined) return [];
+  const baseline = typeof baseKey === 'number' ? baseKey : baseKey !== undefined ? num(res[baseKey]) : undefined;
+  return [withBaseline({ scenario, name, value, unit, ...(baseline !== undefined ? { baseline, baselineName } : {}) })];
+}
+
+/** bench/cloud.ts: time to READY against the critical path the cloud's latency implies. */
+function cloudFigures(res: Obj, kv: number | undefined): Figure[] {
+  const servers = isObj(res.detail) ? num(res.detail.servers) : undefined;
+  return [
+    ...against('cloud', res, 'ready_s', `time to READY${servers ? `, ${servers} servers` : ''}`, 's', 'critical_path_s', 'critical path s'),
+    ...genericFigures('cloud', res, kv, new Set(['ready_s', 'critical_path_s', 'ratio'])),
+  ];
+}
+
+/** bench/failover.ts: time to READY with an engine killed against the same stack without. */
+function failoverFigures(res: Obj, kv: number | undefined): Figure[] {
+  const d = isObj(res.detail) ? res.detail : {};
+  const lease = num(d.lease_ms);
+  return [
+    ...against('failover', res, 'ready_kill_s', `time to READY, engine SIGKILL${num(d.servers) ? ` (${num(d.servers)} servers)` : ''}`, 's', 'ready_s', 'no-fault READY s'),
+    ...against('failover', res, 'extra_s', 'extra seconds to READY', 's', lease !== undefined ? lease / 1000 : undefined, 'lease s'),
+    ...genericFigures('failover', res, kv, new Set(['ready_kill_s', 'ready_s', 'extra_s', 'ratio'])),
+  ];
+}
+
+/** bench/overlap.ts: last update to READY against a direct create; API latency under load against idle. */
+function overlapFigures(res: Obj, kv: number | undefined): Figure[] {
+  return [
+    ...against('overlap', res, 'last_update_to_ready_s', 'last update to READY', 's', 'direct_create_s', 'direct create s'),
+    ...against('overlap', res, 'api_p50_ms', 'API latency p50 under updates', 'ms', 'api_idle_p50_ms', 'idle p50 ms'),
+    ...against('overlap', res, 'api_p99_ms', 'API latency p99 under updates', 'ms', 'api_idle_p99_ms', 'idle p99 ms'),
+    ...genericFigures('overlap', res, kv, new Set(['last_update_to_ready_s', 'direct_create_s', 'ratio', 'api_p50_ms', 'api_p99_ms', 'api_idle_p50_ms', 'api_idle_p99_ms'])),
+  ];
+}
+
+/** bench/fanout.ts: delivered events/s against the KV rate; per-client figures against one client alone. */
+function fanoutFigures(res: Obj, kv: number | undefined): Figure[] {
+  const clients = isObj(res.detail) ? num(res.detail.clients) : undefined;
+  const c = clients !== undefined ? `${clients} clients` : 'all clients';
+  return [
+    ...against('fanout', res, 'events_per_s', `events delivered/s, ${c}`, 'events/s', num(res.kvPutsPerSec) ?? kv, 'KV puts/s'),
+    ...against('fanout', res, 'per_client_per_s', `events/s per client, ${c}`, 'events/s', 'per_client_per_s_1', '1 client /s'),
+    ...against('fanout', res, 'lag_p50_ms', `lag p50, ${c}`, 'ms', 'lag_p50_ms_1', '1 client ms'),
+    ...against('fanout', res, 'lag_p99_ms', `lag p99, ${c}`, 'ms', 'lag_p99_ms_1', '1 client ms'),
+    ...genericFigures('fanout', res, kv, new Set(['events_per_s', 'per_client_per_s', 'per_client_per_s_1', 'lag_p50_ms', 'lag_p99_ms', 'lag_p50_ms_1', 'lag_p99_ms_1'])),
+  ];
+}
+
+const ADAPTERS: Record<string, (res: Obj, kv: number | undefined) => Figure[]> = {
+  cloud: cloudFigures,
+  failover: failoverFigures,
+  overlap: overlapFigures,
+  fanout: fanoutFigures,
+};
 
 function seriesOf(scenario: string, res: Obj): Series[] {
   const list = Array.isArray(res.series) ? res.series : res.series !== undefined ? [res.series] : [];
@@ -236,7 +302,7 @@ export function buildReport(input: { date: string; machine: Report['machine']; m
     if (r.scenario === 'template') figures.push(...templateFigures(r.result, kv));
     else if (r.scenario === 'runtime') figures.push(...runtimeFigures(r.result));
     else if (r.scenario === 'engine') figures.push(...engineFigures(r.result, input.terraform));
-    else figures.push(...genericFigures(r.scenario, r.result, kv));
+    else figures.push(...(ADAPTERS[r.scenario] ?? ((res, k) => genericFigures(r.scenario, res, k)))(r.result, kv));
     series.push(...seriesOf(r.scenario, r.result));
   }
   return {
@@ -267,11 +333,11 @@ export function renderMarkdown(r: Report): string {
     `# Kiln benchmark report ${r.date}`,
     '',
     `Machine: ${r.machine.cpus} CPUs, ${r.machine.memory_gb} GB, Node ${r.machine.node}; mode: ${r.mode} (\`npm run bench${r.mode === 'full' ? ' -- --full' : ''}\`).`,
-    'Baselines come from the same run: raw JetStream KV puts/s (500 in flight) for throughputs, the lease for takeover times. Ratio = figure / baseline.',
+    'Baselines come from the same run: raw JetStream KV puts/s (500 in flight) for throughputs, the lease for takeover times, the latency-implied critical path for cloud runs, the fault-free run for runs with a fault, idle or single-client figures for figures under load. Ratio = figure / baseline.',
     '',
-    '| scenario | run | seconds |',
-    '| --- | --- | ---: |',
-    ...r.runs.map((x) => `| ${x.scenario} | ${x.ok ? 'ok' : '**failed**'} ${x.args.length ? `\`${x.args.join(' ')}\`` : '(full size)'} | ${fmt(x.seconds)} |`),
+    '| scenario | run | seconds | load (1-min, start → end) |',
+    '| --- | --- | ---: | --- |',
+    ...r.runs.map((x) => `| ${x.scenario} | ${x.ok ? 'ok' : '**failed**'} ${x.args.length ? `\`${x.args.join(' ')}\`` : '(full size)'} | ${fmt(x.seconds)} | ${x.load ? `${fmt(x.load[0])} → ${fmt(x.load[1])}` : '–'} |`),
     '',
     '| scenario | figure | value | unit | baseline | ratio | terraform |',
     '| --- | --- | ---: | --- | ---: | ---: | ---: |',
@@ -334,46 +400,67 @@ function barChart(title: string, figures: Figure[]): string {
   return parts.join('\n');
 }
 
-/** Resources converged over time, with a dashed vertical marker per fault. */
-function lineChart(s: Series): string {
+const LINE_COLOURS = ['#d9480f', '#4263eb', '#2b8a3e', '#862e9c', '#e67700'];
+
+/**
+ * Resources converged over time, one line per series on shared axes (a legend when there are
+ * several), with a dashed vertical marker per fault in its series' colour.
+ */
+function lineChart(title: string, list: Series[]): string {
   const width = 900;
   const height = 360;
-  const [x0, y0, x1, y1] = [70, 40, width - 20, height - 50];
-  const tMax = Math.max(1e-9, ...s.points.map((p) => p.t), ...s.faults.map((f) => f.t));
-  const cMax = Math.max(1, ...s.points.map((p) => p.converged));
+  const [x0, y0, x1, y1] = [70, 40 + (list.length > 1 ? 16 * list.length : 0), width - 20, height - 50];
+  const tMax = Math.max(1e-9, ...list.flatMap((s) => [...s.points.map((p) => p.t), ...s.faults.map((f) => f.t)]));
+  const cMax = Math.max(1, ...list.flatMap((s) => s.points.map((p) => p.converged)));
   const X = (t: number) => x0 + (t / tMax) * (x1 - x0);
   const Y = (c: number) => y1 - (c / cMax) * (y1 - y0);
-  const path = s.points.map((p, i) => `${i ? 'L' : 'M'}${X(p.t).toFixed(1)},${Y(p.converged).toFixed(1)}`).join(' ');
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="10" y="22" font-size="16" font-weight="bold">${esc(`${s.scenario}: ${s.name} — resources converged over time`)}</text>`,
+    `<text x="10" y="22" font-size="16" font-weight="bold">${esc(title)}</text>`,
     `<line x1="${x0}" y1="${y1}" x2="${x1}" y2="${y1}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}" stroke="#333"/>`,
     `<text x="${x0 - 6}" y="${y0 + 4}" text-anchor="end">${esc(fmt(cMax))}</text><text x="${x0 - 6}" y="${y1}" text-anchor="end">0</text>`,
     `<text x="${x1}" y="${y1 + 18}" text-anchor="end">${esc(fmt(tMax))} s</text><text x="${x0}" y="${y1 + 18}">0 s</text>`,
   ];
-  for (const f of s.faults) {
-    parts.push(`<line x1="${X(f.t).toFixed(1)}" y1="${y0}" x2="${X(f.t).toFixed(1)}" y2="${y1}" stroke="#c92a2a" stroke-dasharray="4 3"/>`);
-    parts.push(`<text x="${(X(f.t) + 3).toFixed(1)}" y="${y0 + 12}" fill="#c92a2a">${esc(f.kind)}</text>`);
-  }
-  parts.push(`<path d="${path}" fill="none" stroke="#d9480f" stroke-width="2"/>`, '</svg>');
+  list.forEach((s, i) => {
+    const colour = LINE_COLOURS[i % LINE_COLOURS.length]!;
+    if (list.length > 1) parts.push(`<rect x="${x0}" y="${32 + 16 * i}" width="10" height="10" fill="${colour}"/><text x="${x0 + 14}" y="${41 + 16 * i}">${esc(s.name)}</text>`);
+    for (const f of s.faults) {
+      parts.push(`<line x1="${X(f.t).toFixed(1)}" y1="${y0}" x2="${X(f.t).toFixed(1)}" y2="${y1}" stroke="${list.length > 1 ? colour : '#c92a2a'}" stroke-dasharray="4 3"/>`);
+      parts.push(`<text x="${(X(f.t) + 3).toFixed(1)}" y="${y0 + 12}" fill="${list.length > 1 ? colour : '#c92a2a'}">${esc(f.kind)}</text>`);
+    }
+    const path = s.points.map((p, j) => `${j ? 'L' : 'M'}${X(p.t).toFixed(1)},${Y(p.converged).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${path}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+  });
+  parts.push('</svg>');
   return parts.join('\n');
+}
+
+/** Scenarios with several series (e.g. with and without a fault) also get them on one chart. */
+function comparedScenarios(r: Report): string[] {
+  const counts = new Map<string, number>();
+  for (const s of r.series) counts.set(s.scenario, (counts.get(s.scenario) ?? 0) + 1);
+  return [...counts].filter(([, n]) => n > 1).map(([scenario]) => scenario);
 }
 
 function chartNames(r: Report): string[] {
   const names = [...new Set(r.figures.map((f) => f.scenario))];
   for (const s of r.series) names.push(`${s.scenario}-${slug(s.name)}`);
+  for (const scenario of comparedScenarios(r)) names.push(`${scenario}-compared`);
   return names;
 }
 
 const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
 
-/** One SVG per scenario with figures (bars), one per reported time series (line + fault markers). */
+/** One SVG per scenario with figures (bars), one per reported time series (line + fault markers), one comparing a scenario's series. */
 export function renderCharts(r: Report): Map<string, string> {
   const out = new Map<string, string>();
   for (const scenario of new Set(r.figures.map((f) => f.scenario))) {
     out.set(scenario, barChart(`${scenario} (${r.date})`, r.figures.filter((f) => f.scenario === scenario)));
   }
-  for (const s of r.series) out.set(`${s.scenario}-${slug(s.name)}`, lineChart(s));
+  for (const s of r.series) out.set(`${s.scenario}-${slug(s.name)}`, lineChart(`${s.scenario}: ${s.name} — resources converged over time`, [s]));
+  for (const scenario of comparedScenarios(r)) {
+    out.set(`${scenario}-compared`, lineChart(`${scenario}: resources converged over time`, r.series.filter((s) => s.scenario === scenario)));
+  }
   return out;
 }

@@ -104,12 +104,12 @@ export class EngineBackend implements StackBackend {
 
   async createStack(tenant: string, input: CreateStackInput): Promise<GenerationRef> {
     this.plan(input, input.name);
-    return this.ref(await this.engine.createStack({ ...specOf(input), tenant, name: input.name }));
+    return this.ref(await this.engine.createStack({ ...specOf(input), tenant, name: input.name }, { requestId: input.requestId }));
   }
 
   async updateStack(tenant: string, ref: string, input: UpdateStackInput): Promise<GenerationRef> {
     this.plan(input);
-    return this.ref(await this.engine.updateStack(await this.id(tenant, ref), specOf(input)));
+    return this.ref(await this.engine.updateStack(await this.id(tenant, ref), specOf(input), { requestId: input.requestId }));
   }
 
   async patchStack(tenant: string, ref: string, input: PatchStackInput): Promise<GenerationRef> {
@@ -119,11 +119,11 @@ export class EngineBackend implements StackBackend {
     if (input.environment !== undefined) patch.environment = input.environment;
     if (input.parameters !== undefined) patch.parameters = input.parameters;
     if (input.files !== undefined) patch.files = input.files;
-    return this.ref(await this.engine.patchStack(await this.id(tenant, ref), patch));
+    return this.ref(await this.engine.patchStack(await this.id(tenant, ref), patch, { requestId: input.requestId }));
   }
 
-  async deleteStack(tenant: string, ref: string): Promise<GenerationRef> {
-    return this.ref(await this.engine.deleteStack(await this.id(tenant, ref)));
+  async deleteStack(tenant: string, ref: string, opts: { requestId?: string | undefined } = {}): Promise<GenerationRef> {
+    return this.ref(await this.engine.deleteStack(await this.id(tenant, ref), { requestId: opts.requestId }));
   }
 
   async findStack(tenant: string, ref: string): Promise<StackSummary | undefined> {
@@ -235,7 +235,7 @@ export class EngineBackend implements StackBackend {
   async adoptStack(tenant: string, input: AdoptStackInput): Promise<GenerationRef> {
     this.plan(input, input.name);
     const adoptData = input.adoptData as AdoptRequest['adoptData'];
-    return this.ref(await this.engine.adoptStack({ ...specOf(input), tenant, name: input.name, adoptData }));
+    return this.ref(await this.engine.adoptStack({ ...specOf(input), tenant, name: input.name, adoptData }, { requestId: input.requestId }));
   }
 
   private view(tenant: string, stackId: string, r: ResourceInfo, path: string | undefined): ResourceDetail {
@@ -290,8 +290,8 @@ export class EngineBackend implements StackBackend {
     await this.engine.signal(await this.id(tenant, ref), resource, data);
   }
 
-  async setCapacity(tenant: string, ref: string, group: string, capacity: number): Promise<GenerationRef> {
-    return this.ref(await this.engine.setGroupCapacity(await this.id(tenant, ref), group, capacity));
+  async setCapacity(tenant: string, ref: string, group: string, capacity: number, opts: { requestId?: string | undefined } = {}): Promise<GenerationRef> {
+    return this.ref(await this.engine.setGroupCapacity(await this.id(tenant, ref), group, capacity, { requestId: opts.requestId }));
   }
 
   async cancelUpdate(tenant: string, ref: string): Promise<GenerationRef> {

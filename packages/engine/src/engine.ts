@@ -8,11 +8,11 @@
  * events stream.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { randomUUID } from 'node:crypto';
 import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
-import { Runtime, actorKey, partitionOf, type TaskContext, type TaskHandler } from '@kiln/runtime';
+import { MailboxClient, Runtime, actorKey, partitionOf, type Outgoing, type TaskContext, type TaskHandler } from '@kiln/runtime';
 import { builtinTypes } from './builtins.js';
 import { AUTOSCALING_GROUP, SCALING_POLICY, asgCapacity, autoscalingTypes, scaledCapacity } from './autoscaling.js';
 import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, type ResourceType, type TaskType } from './provider.js';
@@ -42,6 +42,13 @@ export interface EngineOptions {
   /** JetStream replicas of every bucket and stream (3 on a 3-node cluster). Same on all engines. Default 1. */
   replicas?: 1 | 3;
   leaseMs?: number;
+  /**
+   * The runtime's bound on unacknowledged mailbox stream messages. Default 1024 (the runtime's is
+   * 4096): a pack carries up to 32 envelopes, and a group fan-out's packs of ~400-byte desires at
+   * 4096 in flight are ~50 MB pushed at one client, which nats-server cut as a slow consumer
+   * (seen with 32 partitions and a 100K group).
+   */
+  maxInFlight?: number;
   nodeId?: string;
   tree?: TreeConfig;
   /** Resource types besides the built-ins (cloud providers). */
@@ -51,6 +58,15 @@ export interface EngineOptions {
   /** Run a runtime node (work on actors). False: an API client only. Default true. */
   worker?: boolean;
   logger?: Logger;
+}
+
+/** Options of a desired-state write. */
+export interface WriteOptions {
+  /**
+   * The caller's idempotency key (the API's `request_id`): a write repeated with it after its
+   * answer was lost gets the first write's answer instead of a second generation or STACK_EXISTS.
+   */
+  readonly requestId?: string | undefined;
 }
 
 export interface StackRequest extends StackSpec {
@@ -140,12 +156,17 @@ interface RegistryEntry {
   name: string;
   gen: number;
   deleted?: boolean;
-  /** Generation whose spec (in the spec store) is the current desired one. */
-  specGen: number;
+  /**
+   * Key of the current desired spec in the spec store: `<gen>-<writer nonce>`, so two writers
+   * racing for one generation never write (or, losing, purge) each other's spec.
+   */
+  spec: string;
   /** The desired spec before it (what `cancel` returns to). */
-  prevSpecGen?: number;
+  prevSpec?: string;
   /** The current spec carries group capacity overrides (an update must read it to carry them). */
   overridden?: boolean;
+  /** The request id of the write that made this generation, if it had one (WriteOptions). */
+  request?: { id: string; gen: number };
 }
 
 /** A generation's desired state as kept in the spec store. */
@@ -155,6 +176,7 @@ interface SpecDoc {
   overrides?: Record<string, { count: number; base: unknown }>;
 }
 
+const DEFAULT_MAX_IN_FLIGHT = 1024;
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 /** Spec store chunk size: well below nats-server's default 1 MiB max_payload. */
 const SPEC_CHUNK_BYTES = 256 * 1024;
@@ -169,7 +191,10 @@ export class Engine {
   private specs!: KV;
   private stateKv!: KV;
   private js!: JetStreamClient;
+  private jsm: JetStreamManager | undefined;
   private runtime: Runtime | undefined;
+  /** Mailboxes of an API-only client (no runtime node). */
+  private mailbox: MailboxClient | undefined;
   readonly types: TypeRegistry;
   private readonly template: TemplateAdapter = new HotTemplateAdapter();
   private readonly prefix: string;
@@ -222,6 +247,7 @@ export class Engine {
         prefix: this.prefix,
         replicas: this.replicas,
         ...(this.opts.leaseMs ? { leaseMs: this.opts.leaseMs } : {}),
+        maxInFlight: this.opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
         ...(this.opts.nodeId ? { nodeId: this.opts.nodeId } : {}),
         logger: this.log,
       });
@@ -230,7 +256,8 @@ export class Engine {
     this.js = jetstream(this.nc, { timeout: 10_000 });
     const kvm = new Kvm(this.js);
     const replicas = this.replicas;
-    this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 1, replicas });
+    // A few revisions per key: the winner of a racing registry write stays findable (firstWriteAfter).
+    this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 5, replicas });
     this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas });
     // The runtime's state bucket: read-only here (actor states for getStack/listResources).
     this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas });
@@ -285,10 +312,14 @@ export class Engine {
 
   /** Puts a message in an actor's mailbox (the runtime's mailbox stream; works without a local node). */
   private async send(to: string, msg: unknown): Promise<void> {
-    if (this.runtime) return this.runtime.send(to, msg);
-    const key = actorKey(to);
-    const i = randomUUID();
-    await this.js.publish(`${this.prefix}.mbox.${partitionOf(to, this.partitions)}.${key}`, encode({ i, m: msg }), { msgID: i });
+    return this.sendMany([{ to, msg }]);
+  }
+
+  /** Several messages, packed per partition (one stream message per partition, up to 32 entries). */
+  private async sendMany(items: readonly Outgoing[]): Promise<void> {
+    if (this.runtime) return this.runtime.sendMany(items);
+    this.mailbox ??= new MailboxClient(this.nc, { prefix: this.prefix, partitions: this.partitions });
+    return this.mailbox.sendMany(items);
   }
 
   private async readState<T>(address: string): Promise<T | null> {
@@ -312,18 +343,19 @@ export class Engine {
    * nor the supervisor's record has to carry it and a template larger than a third of
    * max_payload still works.
    */
-  private async putSpec(id: string, gen: number, doc: SpecDoc): Promise<void> {
+  private async putSpec(id: string, key: string, doc: SpecDoc): Promise<void> {
     const bytes = encode(doc);
     const n = Math.max(1, Math.ceil(bytes.length / SPEC_CHUNK_BYTES));
-    await Promise.all(Array.from({ length: n }, (_, i) => this.specs.put(`${id}.${gen}.${i}`, bytes.subarray(i * SPEC_CHUNK_BYTES, (i + 1) * SPEC_CHUNK_BYTES))));
-    await this.specs.put(`${id}.${gen}`, encode({ chunks: n, size: bytes.length }));
+    await Promise.all(Array.from({ length: n }, (_, i) => this.specs.put(`${id}.${key}.${i}`, bytes.subarray(i * SPEC_CHUNK_BYTES, (i + 1) * SPEC_CHUNK_BYTES))));
+    await this.specs.put(`${id}.${key}`, encode({ chunks: n, size: bytes.length }));
   }
 
-  private async getSpec(id: string, gen: number): Promise<SpecDoc> {
-    const head = await this.specs.get(`${id}.${gen}`);
+  private async getSpec(id: string, key: string): Promise<SpecDoc> {
+    const gen = key.split('-')[0];
+    const head = await this.specs.get(`${id}.${key}`);
     if (!head || head.operation !== 'PUT') throw new KilnError('STACK_NOT_FOUND', `The desired state of stack ${id} generation ${gen} is not stored`);
     const { chunks, size } = decode<{ chunks: number; size: number }>(head.value);
-    const parts = await Promise.all(Array.from({ length: chunks }, (_, i) => this.specs.get(`${id}.${gen}.${i}`)));
+    const parts = await Promise.all(Array.from({ length: chunks }, (_, i) => this.specs.get(`${id}.${key}.${i}`)));
     const bytes = new Uint8Array(size);
     let at = 0;
     for (const p of parts) {
@@ -334,15 +366,29 @@ export class Engine {
     return decode<SpecDoc>(bytes);
   }
 
-  /** Removes a generation's spec (best effort: a leftover costs storage, not correctness). */
-  private async dropSpec(id: string, gen: number): Promise<void> {
+  /** Removes a stored spec (best effort: a leftover costs storage, not correctness). */
+  private async dropSpec(id: string, key: string): Promise<void> {
     try {
-      const head = await this.specs.get(`${id}.${gen}`);
+      const head = await this.specs.get(`${id}.${key}`);
       const chunks = head && head.operation === 'PUT' ? decode<{ chunks: number }>(head.value).chunks : 0;
-      await Promise.all([this.specs.purge(`${id}.${gen}`), ...Array.from({ length: chunks }, (_, i) => this.specs.purge(`${id}.${gen}.${i}`))]);
+      await Promise.all([this.specs.purge(`${id}.${key}`), ...Array.from({ length: chunks }, (_, i) => this.specs.purge(`${id}.${key}.${i}`))]);
     } catch (e) {
-      this.log.warn({ stack: id, generation: gen, err: String(e) }, 'spec cleanup failed');
+      this.log.warn({ stack: id, spec: key, err: String(e) }, 'spec cleanup failed');
     }
+  }
+
+  /**
+   * Whether our compare-and-set write at `revision` of `key` (expecting `expected`) is the one
+   * that followed `expected`. nats-server before 2.9.21 checks the expected revision outside
+   * the Raft log on clustered streams (nats-server#4320), so two writes expecting the same
+   * revision can both be stored; the first one stored after `expected` is the real successor.
+   * The bucket keeps a few revisions per key, so the first one is still there to find.
+   */
+  private async firstWriteAfter(key: string, expected: number, revision: number): Promise<boolean> {
+    if (this.replicas === 1) return true;
+    this.jsm ??= await jetstreamManager(this.nc, { timeout: 10_000 });
+    const first = await this.jsm.streams.getMessage(`KV_${this.prefix}_stacks`, { seq: expected + 1, next_by_subj: `$KV.${this.prefix}_stacks.${key}` } as unknown as { seq: number });
+    return first?.seq === revision;
   }
 
   /** A stack id from an id, a default-tenant name or a (tenant, name). */
@@ -361,9 +407,9 @@ export class Engine {
     if (!NAME_RE.test(name)) throw new KilnError('REQUEST_INVALID', `Invalid stack name ${name}: must start with a letter and contain only letters, digits, '_', '-' and '.'`, { path: 'name' });
   }
 
-  async createStack(req: StackRequest): Promise<GenerationRef> {
+  async createStack(req: StackRequest, opts: WriteOptions = {}): Promise<GenerationRef> {
     const { name, tenant = DEFAULT_TENANT, ...spec } = req;
-    return this.begin(tenant, name, 'create', { spec });
+    return this.begin(tenant, name, 'create', { spec }, undefined, opts.requestId);
   }
 
   /**
@@ -371,7 +417,7 @@ export class Engine {
    * physical ids (and attributes) instead of being created; nested resources (groups, nested
    * stacks) are created anew.
    */
-  async adoptStack(req: AdoptRequest): Promise<GenerationRef> {
+  async adoptStack(req: AdoptRequest, opts: WriteOptions = {}): Promise<GenerationRef> {
     const { name, tenant = DEFAULT_TENANT, adoptData, ...spec } = req;
     const adopt: Record<string, AdoptedResource> = {};
     for (const [rname, r] of Object.entries(adoptData.resources ?? {})) {
@@ -379,31 +425,42 @@ export class Engine {
       if (r.type !== undefined && this.types.get(r.type)?.kind === 'nested') continue;
       adopt[rname] = { physicalId: typeof r.resource_id === 'string' ? r.resource_id : null, attrs: r.attributes && typeof r.attributes === 'object' ? r.attributes : {} };
     }
-    return this.begin(tenant, name, 'adopt', { spec }, adopt);
+    return this.begin(tenant, name, 'adopt', { spec }, adopt, opts.requestId);
   }
 
-  private async begin(tenant: string, name: string, op: 'create' | 'adopt', doc: SpecDoc, adopt?: Record<string, AdoptedResource>): Promise<GenerationRef> {
+  private async begin(tenant: string, name: string, op: 'create' | 'adopt', doc: SpecDoc, adopt: Record<string, AdoptedResource> | undefined, requestId: string | undefined): Promise<GenerationRef> {
     this.checkIdentity(tenant, name);
     const id = randomUUID();
+    const desired = (stackId: string) => this.send(stackAddress(stackId), { kind: 'setDesired', op, gen: 1, name, tenant, spec: doc.spec, ...(adopt ? { adopt } : {}) } satisfies StackMsg);
     try {
       await this.kv.create(`name.${tenant}.${name}`, id);
     } catch {
+      const held = await this.kv.get(`name.${tenant}.${name}`);
+      const heldId = held?.operation === 'PUT' ? held.string() : undefined;
+      const e = heldId ? await this.entry(heldId) : null;
+      if (heldId && e && requestId !== undefined && e.value.request?.id === requestId) {
+        // A retry of the create that made this stack: the same answer. The first attempt may have
+        // died before its message to the supervisor, which ignores a repeated generation 1.
+        if (e.value.gen === 1) await desired(heldId);
+        return { id: heldId, name, generation: 1 };
+      }
       throw new KilnError('STACK_EXISTS', `The Stack (${name}) already exists.`);
     }
-    await this.putSpec(id, 1, doc);
-    await this.kv.create(`id.${id}`, encode({ tenant, name, gen: 1, specGen: 1 } satisfies RegistryEntry));
-    await this.send(stackAddress(id), { kind: 'setDesired', op, gen: 1, name, tenant, spec: doc.spec, ...(adopt ? { adopt } : {}) } satisfies StackMsg);
+    // A fresh id has one writer: no nonce needed.
+    await this.putSpec(id, '1', doc);
+    await this.kv.create(`id.${id}`, encode({ tenant, name, gen: 1, spec: '1', ...(requestId !== undefined ? { request: { id: requestId, gen: 1 } } : {}) } satisfies RegistryEntry));
+    await desired(id);
     return { id, name, generation: 1 };
   }
 
   /** A new desired spec; group capacity overrides survive while the group's own count is unchanged. */
-  updateStack(ref: StackRef, spec: StackSpec): Promise<GenerationRef> {
-    return this.bump(ref, 'update', async (load, e) => (e.value.overridden ? this.carryOverrides(await load(), spec) : { spec }));
+  updateStack(ref: StackRef, spec: StackSpec, opts: WriteOptions = {}): Promise<GenerationRef> {
+    return this.bump(ref, 'update', opts, async (load, e) => (e.value.overridden ? this.carryOverrides(await load(), spec) : { spec }));
   }
 
   /** Heat's PATCH: parameters merged into the stored ones; template/environment/files replaced only when given. */
-  patchStack(ref: StackRef, patch: Partial<StackSpec>): Promise<GenerationRef> {
-    return this.bump(ref, 'patch', async (load) => {
+  patchStack(ref: StackRef, patch: Partial<StackSpec>, opts: WriteOptions = {}): Promise<GenerationRef> {
+    return this.bump(ref, 'patch', opts, async (load) => {
       const cur = await load();
       const given = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<StackSpec>;
       const spec: StackSpec = { ...cur.spec, ...given, parameters: { ...(cur.spec.parameters ?? {}), ...(patch.parameters ?? {}) } };
@@ -411,16 +468,16 @@ export class Engine {
     });
   }
 
-  deleteStack(ref: StackRef): Promise<GenerationRef> {
-    return this.bump(ref, 'delete', null);
+  deleteStack(ref: StackRef, opts: WriteOptions = {}): Promise<GenerationRef> {
+    return this.bump(ref, 'delete', opts, null);
   }
 
   /**
    * Re-targets the stack to the desired state before the current one, as a new generation
    * (newest wins: in-flight work re-targets). A stack with one desired state so far re-asserts it.
    */
-  cancelUpdate(ref: StackRef): Promise<GenerationRef> {
-    return this.bump(ref, 'cancel', async (_load, e) => this.getSpec(e.id, e.value.prevSpecGen ?? e.value.specGen));
+  cancelUpdate(ref: StackRef, opts: WriteOptions = {}): Promise<GenerationRef> {
+    return this.bump(ref, 'cancel', opts, async (_load, e) => this.getSpec(e.id, e.value.prevSpec ?? e.value.spec));
   }
 
   /**
@@ -428,9 +485,9 @@ export class Engine {
    * override in the desired state: later updates keep it while they leave the template's own
    * count unchanged; one that changes it wins (newest wins).
    */
-  setGroupCapacity(ref: StackRef, group: string, capacity: number): Promise<GenerationRef> {
+  setGroupCapacity(ref: StackRef, group: string, capacity: number, opts: WriteOptions = {}): Promise<GenerationRef> {
     if (!Number.isInteger(capacity) || capacity < 0) throw new KilnError('REQUEST_INVALID', `capacity must be a non-negative integer, got ${capacity}`, { path: 'capacity' });
-    return this.bump(ref, 'update', async (load, e) => {
+    return this.bump(ref, 'update', opts, async (load, e) => {
       const cur = await load();
       const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
       const r = plan.resources.find((x) => x.name === group);
@@ -477,39 +534,54 @@ export class Engine {
   private async bump(
     ref: StackRef,
     op: StackOp,
+    { requestId }: WriteOptions,
     /** The new desired spec, given a loader of the current one; null for a delete. */
     next: ((load: () => Promise<SpecDoc>, e: { id: string; value: RegistryEntry }) => Promise<SpecDoc>) | null,
   ): Promise<GenerationRef> {
     const id = await this.resolve(ref);
     for (let attempt = 0; ; attempt++) {
       const e = await this.entry(id);
+      // A retry of the write that made the current generation (its answer was lost): the same answer.
+      if (e && requestId !== undefined && e.value.request?.id === requestId) return { id, name: e.value.name, generation: e.value.request.gen };
       if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
       const gen = e.value.gen + 1;
-      const doc = next ? await next(() => this.getSpec(id, e.value.specGen), { id, value: e.value }) : null;
+      const doc = next ? await next(() => this.getSpec(id, e.value.spec), { id, value: e.value }) : null;
+      const specKey = doc ? `${gen}-${randomUUID().slice(0, 8)}` : e.value.spec;
       const entry: RegistryEntry = {
         tenant: e.value.tenant,
         name: e.value.name,
         gen,
         ...(op === 'delete' ? { deleted: true } : {}),
-        specGen: doc ? gen : e.value.specGen,
-        ...(doc ? { prevSpecGen: e.value.specGen } : e.value.prevSpecGen !== undefined ? { prevSpecGen: e.value.prevSpecGen } : {}),
+        spec: specKey,
+        ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
         ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
+        ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
       };
-      if (doc) await this.putSpec(id, gen, doc);
+      if (doc) await this.putSpec(id, specKey, doc);
+      let won: boolean;
       try {
-        await this.kv.update(`id.${id}`, encode(entry), e.revision);
+        won = await this.firstWriteAfter(`id.${id}`, e.revision, await this.kv.update(`id.${id}`, encode(entry), e.revision));
       } catch (err) {
-        if (doc) await this.dropSpec(id, gen);
-        if (attempt < 20) continue; // a concurrent writer took this generation: take the next
-        throw new KilnError('CONFLICT', `Stack ${e.value.name} is being changed concurrently`, { cause: err });
+        won = false;
+        if (attempt >= 20) {
+          if (doc) await this.dropSpec(id, specKey);
+          throw new KilnError('CONFLICT', `Stack ${e.value.name} is being changed concurrently`, { cause: err });
+        }
+      }
+      if (!won) {
+        // A concurrent writer took this generation: take the next. A refused write's spec is
+        // ours alone; a write stored out of order stays referenced as the entry's spec until
+        // the retry replaces it.
+        if (doc && (await this.entry(id))?.value.spec !== specKey) await this.dropSpec(id, specKey);
+        continue;
       }
       // Only the current and the previous desired states are ever read again.
-      if (doc && e.value.prevSpecGen !== undefined && e.value.prevSpecGen !== e.value.specGen) await this.dropSpec(id, e.value.prevSpecGen);
+      if (doc && e.value.prevSpec !== undefined && e.value.prevSpec !== e.value.spec) await this.dropSpec(id, e.value.prevSpec);
       // The name is free again once a delete is accepted (Heat: after DELETE_COMPLETE), and no
       // desired spec of the stack will be read again.
       if (op === 'delete') {
         await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
-        await Promise.all([e.value.specGen, e.value.prevSpecGen].filter((g) => g !== undefined).map((g) => this.dropSpec(id, g)));
+        await Promise.all([e.value.spec, e.value.prevSpec].filter((k) => k !== undefined).map((k) => this.dropSpec(id, k)));
       }
       const overrides = doc?.overrides ? Object.fromEntries(Object.entries(doc.overrides).map(([k, o]) => [k, o.count])) : undefined;
       await this.send(stackAddress(id), {
@@ -561,7 +633,7 @@ export class Engine {
     const id = await this.resolveAny(ref);
     const e = await this.entry(id);
     if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
-    return { generation: e.value.gen, spec: (await this.getSpec(id, e.value.specGen)).spec };
+    return { generation: e.value.gen, spec: (await this.getSpec(id, e.value.spec)).spec };
   }
 
   /** The tenant's stacks (not deleted), by name; paged with an opaque cursor. */
@@ -684,7 +756,7 @@ export class Engine {
     const last = Number(policy.current!.attrs.last_adjustment_at ?? 0);
     if (cooldownMs > 0 && now - last < cooldownMs) return;
     if (policy.eventsRoot) await this.nestedScaling(policy, group);
-    else await this.bump(policy.stackId, 'update', async (load, e) => {
+    else await this.bump(policy.stackId, 'update', {}, async (load, e) => {
       const cur = await load();
       const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
       const r = plan.resources.find((x) => x.name === group);
@@ -717,7 +789,7 @@ export class Engine {
       throw new KilnError('RESOURCE_NOT_FOUND', `The AutoScalingGroup (${path}) could not be found.`, { path: 'auto_scaling_group_id' });
     }
     const gp = g.current.props;
-    await this.bump(root.stackId, 'update', async (load, e) => {
+    await this.bump(root.stackId, 'update', {}, async (load, e) => {
       const cur = await load();
       const plan = this.template.plan(cur.spec, { stackId: e.id, stackName: e.value.name });
       const top = plan.resources.find((x) => x.name === root.path.split('/')[0]);
@@ -738,7 +810,8 @@ export class Engine {
   async check(ref: StackRef, resource?: string): Promise<void> {
     const checkStack = async (stackId: string): Promise<void> => {
       const rs = await this.listResources(stackId);
-      await Promise.all(rs.map((r) => (r.nestedStackId ? checkStack(r.nestedStackId) : this.send(resourceAddress(stackId, r.name), { kind: 'check' } satisfies ResourceMsg))));
+      const checks = rs.filter((r) => !r.nestedStackId).map((r) => ({ to: resourceAddress(stackId, r.name), msg: { kind: 'check' } satisfies ResourceMsg }));
+      await Promise.all([this.sendMany(checks), ...rs.filter((r) => r.nestedStackId).map((r) => checkStack(r.nestedStackId!))]);
     };
     if (resource === undefined) return checkStack(await this.resolveAny(ref));
     const { address, state } = await this.resourceOf(ref, resource);
@@ -764,7 +837,7 @@ export class Engine {
     const id = await this.resolve(ref);
     const e = await this.entry(id);
     if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
-    const [info, doc, resources] = await Promise.all([this.getStack(id), this.getSpec(id, e.value.specGen), this.listResources(id)]);
+    const [info, doc, resources] = await Promise.all([this.getStack(id), this.getSpec(id, e.value.spec), this.listResources(id)]);
     const [action = 'CREATE', ...status] = info.stackStatus.split('_');
     const data: AbandonData = {
       id,
@@ -789,7 +862,7 @@ export class Engine {
       throw new KilnError('CONFLICT', `Stack ${e.value.name} changed while being abandoned; try again`, { cause: err });
     }
     await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
-    await Promise.all([this.dropSpec(id, e.value.specGen), ...(e.value.prevSpecGen !== undefined ? [this.dropSpec(id, e.value.prevSpecGen)] : [])]);
+    await Promise.all([this.dropSpec(id, e.value.spec), ...(e.value.prevSpec !== undefined ? [this.dropSpec(id, e.value.prevSpec)] : [])]);
     // The actors wind down like a delete whose resources forget instead of deleting (nested stacks too).
     await this.send(stackAddress(id), { kind: 'setDesired', op: 'abandon', gen: e.value.gen + 1, name: e.value.name, tenant: e.value.tenant } satisfies StackMsg);
     return data;
@@ -802,6 +875,7 @@ export class Engine {
   async stop(): Promise<void> {
     for (const u of this.unfollow.splice(0)) u();
     await this.runtime?.stop();
+    this.mailbox?.close();
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
   }
 }

@@ -71,6 +71,11 @@ export interface Incarnation {
    * settled until the child says READY again (or a new action on it completes).
    */
   readonly childRepairing?: boolean;
+  /**
+   * A task create that failed: the object may exist (its type finds it by the idempotency key),
+   * but no one ever got its data, so no dependant references it and its delete waits for nobody.
+   */
+  readonly createFailed?: boolean;
 }
 
 export interface Op {
@@ -284,8 +289,15 @@ class Step {
       case 'ready': {
         const have = d.deps[msg.from];
         if (have && have.gen > msg.data.gen) return;
+        // New data may be what the failed attempt lacked (an attachment's server, recreated under a
+        // new id): the pending retry runs now instead of after its backoff.
+        const changed = d.retryAt !== null && (!have || have.ref !== msg.data.ref || have.type !== msg.data.type || !deepEqual(have.attrs, msg.data.attrs));
         d.deps[msg.from] = msg.data as Draft<DepData>;
         if (d.op?.waiting === 'deps') this.rerunWaitingOp();
+        else if (changed) {
+          d.retryAt = null;
+          this.effects.push({ type: 'cancelTimer', name: 'retry' });
+        }
         return;
       }
       case 'moved': {
@@ -462,6 +474,8 @@ class Step {
         d.observeAt = null;
         this.effects.push({ type: 'cancelTimer', name: 'observe' });
       }
+      const orphan = d.old.find((o) => o.createFailed);
+      if (orphan) return this.startDelete(orphan);
       if (!this.dependantsMoved(G)) return false;
       const victim = d.old[0] ?? d.current;
       if (victim) return this.startDelete(victim);
@@ -501,7 +515,15 @@ class Step {
       this.becomeReady(G);
     }
     if (d.old.length > 0) {
-      if (!this.dependantsMoved(G)) return false;
+      // A failed create is referenced by no one: deleted at once. The others wait for every
+      // dependant to move past them; meanwhile the current incarnation is watched (were it to
+      // vanish unseen, a dependant waiting on it would never move: a deadlock).
+      const orphan = d.old.find((o) => o.createFailed);
+      if (orphan) return this.startDelete(orphan);
+      if (!this.dependantsMoved(G)) {
+        this.armObserve();
+        return false;
+      }
       return this.startDelete(d.old[0]!);
     }
     if (d.repair || d.current?.childRepairing) {
@@ -525,7 +547,7 @@ class Step {
     const d = this.d;
     const cur = d.current;
     if (!cur || cur.failed || d.def === null || d.op || d.retryAt !== null || d.repair || d.failedGen === d.gen) return false;
-    if (d.gen === 0 || d.readyGen < d.gen || cur.gen < d.gen || d.old.length > 0) return false;
+    if (d.gen === 0 || d.readyGen < d.gen || cur.gen < d.gen) return false;
     const type = this.deps.types.get(cur.type);
     return type?.kind === 'task' && !!type.observe;
   }
@@ -603,6 +625,9 @@ class Step {
     const cur = d.current;
     // Moot: a newer generation replaced the incarnation meanwhile.
     if (!cur || cur.n !== r.inc || cur.failed) return true;
+    // An action completed since the repair was announced: announce it again, so that its
+    // IN_PROGRESS does not follow that COMPLETE as if the action had not been done.
+    if (d.action !== 'CHECK') this.setStatus('CHECK', 'FAILED', r.reason);
     if (r.kind === 'update') {
       const type = this.deps.types.get(cur.type);
       if (!type) return true;
@@ -826,7 +851,9 @@ class Step {
     if (op.action === 'create' && d.current) d.old = [...d.old, d.current] as Draft<Incarnation>[];
     d.current = inc as Draft<Incarnation>;
     const adopted = d.action === 'ADOPT' && d.status === 'IN_PROGRESS';
-    this.setStatus(adopted ? 'ADOPT' : first ? 'CREATE' : 'UPDATE', 'COMPLETE', 'state changed');
+    // An action re-targeted while it ran completes the generation it was started for: reported at
+    // that generation (the newer one's work, if any, follows as its own IN_PROGRESS/COMPLETE).
+    this.setStatus(adopted ? 'ADOPT' : first ? 'CREATE' : 'UPDATE', 'COMPLETE', 'state changed', op.gen);
     if (op.gen === d.gen) this.becomeReady(op.gen);
   }
 
@@ -843,7 +870,10 @@ class Step {
     if (gone) error = { ...error, transient: true };
     const broken = error.transient && (REPLACE_CODES.has(error.code) || gone) && op?.kind === 'task' && op.action !== 'delete';
     if (op?.kind === 'task' && op.action === 'create' && !outage) this.keepForCleanup(op);
-    if (error.transient && (outage || d.attempt + 1 < MAX_TRANSIENT_ATTEMPTS)) {
+    // A group member is disposable and its group is refilled without intervention: its
+    // replacements are not capped (the backoff still grows, up to its cap).
+    const uncapped = outage || (broken && this.isGroupMember());
+    if (error.transient && (uncapped || d.attempt + 1 < MAX_TRANSIENT_ATTEMPTS)) {
       d.attempt += 1;
       if (broken) {
         // Replace, do not repeat: a failed create's next try is a new incarnation (new key; the
@@ -855,7 +885,14 @@ class Step {
         // create that did happen instead of making a second one.
         d.nextInc = op.inc;
       }
-      const wait = Math.max(error.retryAfterMs ?? 0, backoffMs(d.attempt, this.ctx.msgId, RETRY_BASE_MS.value));
+      if (broken && d.attempt === 1 && !error.retryAfterMs) {
+        // The first replacement starts now (the next decision, in this step): a new incarnation is
+        // not a repeat of what just failed. The backoff applies from the second.
+        this.setStatus(action, 'IN_PROGRESS', `Replacing after: ${error.message}`);
+        this.flushProgress();
+        return;
+      }
+      const wait = Math.max(error.retryAfterMs ?? 0, backoffMs(broken ? d.attempt - 1 : d.attempt, this.ctx.msgId, RETRY_BASE_MS.value));
       d.retryAt = this.ctx.now + wait;
       this.effects.push({ type: 'setTimer', name: 'retry', at: d.retryAt });
       this.setStatus(action, 'IN_PROGRESS', `Retrying in ${wait} ms after: ${error.message}`);
@@ -867,6 +904,13 @@ class Step {
     if (op?.action === 'update' && d.current?.n === op.inc) d.current = op.kind === 'nested' ? { ...d.current, resend: true } : { ...d.current, failed: true };
     if (op?.kind === 'nested' && op.action === 'create') this.keepFailedChild(op);
     const reason = error.transient ? `${error.message} (gave up after ${d.attempt + 1} attempts)` : error.message;
+    if (op && op.gen < d.gen) {
+      // Started for an older generation: the failure is reported there, and the newer generation
+      // decides afresh (it may replace the failed incarnation) instead of being failed unattempted.
+      d.attempt = 0;
+      this.setStatus(action, 'FAILED', reason, op.gen);
+      return;
+    }
     this.permanent(reason, action);
   }
 
@@ -878,7 +922,7 @@ class Step {
   private keepForCleanup(op: Op): void {
     const d = this.d;
     if (d.old.some((o) => o.n === op.inc)) return;
-    const inc: Incarnation = { n: op.inc, type: op.type ?? d.def?.type ?? '', physicalId: null, props: op.props, attrs: {}, gen: 0, failed: true, retain: false };
+    const inc: Incarnation = { n: op.inc, type: op.type ?? d.def?.type ?? '', physicalId: null, props: op.props, attrs: {}, gen: 0, failed: true, retain: false, createFailed: true };
     d.old = [...d.old, inc] as Draft<Incarnation>[];
   }
 
@@ -980,7 +1024,8 @@ class Step {
     this.effects.push({ type: 'send', to: d.parent, msg: m });
   }
 
-  private setStatus(action: HeatAction, status: HeatStatus, reason: string): void {
+  /** `gen`: the generation the transition belongs to (an action started for an older one reports there). */
+  private setStatus(action: HeatAction, status: HeatStatus, reason: string, gen = this.eventGen): void {
     const d = this.d;
     if (d.action === action && d.status === status && d.reason === reason) return;
     d.action = action;
@@ -991,7 +1036,7 @@ class Step {
     if (status === 'IN_PROGRESS') this.pendingProgress = { action, reason };
     else {
       this.pendingProgress = null;
-      this.event(action, status, reason);
+      this.event(action, status, reason, gen);
     }
   }
 
@@ -1004,7 +1049,16 @@ class Step {
     this.pendingProgress = null;
   }
 
-  private event(action: HeatAction, status: HeatStatus, reason: string): void {
+  /**
+   * While an action started for an older generation is in flight, the resource's events still
+   * belong to that generation (its completion is reported there), so they never go back.
+   */
+  private get eventGen(): number {
+    const op = this.d.op;
+    return op && op.gen < this.d.gen ? op.gen : this.d.gen;
+  }
+
+  private event(action: HeatAction, status: HeatStatus, reason: string, gen = this.eventGen): void {
     const d = this.d;
     const cur = d.current ?? d.old[0];
     const root = d.eventsRoot;
@@ -1017,7 +1071,7 @@ class Step {
       resource,
       physicalId: cur?.physicalId ?? null,
       type: d.def?.type ?? cur?.type ?? '',
-      gen: d.gen,
+      gen,
       action,
       status,
       reason,

@@ -32,4 +32,28 @@ test('on a 3-node cluster with replicas 3, every bucket and stream is R3 and a s
   }
 });
 
+test('on R3, concurrent writes to one stack from engines on different nodes each get their own generation', async () => {
+  // nats-server < 2.9.21 can store two compare-and-set writes expecting the same revision on a
+  // clustered stream (nats-server#4320); without the engine's check, pairs share a generation.
+  const cluster = await NatsCluster.start(3);
+  const clients = await Promise.all(cluster.servers.map((url, i) => Engine.start({ servers: url, partitions: 8, replicas: 3, nodeId: `c${i}`, worker: i === 0 })));
+  try {
+    const t = (v: string) => ({ heat_template_version: '2021-04-16', resources: { v: { type: 'OS::Heat::Value', properties: { value: v } } } });
+    const ref = await clients[0]!.createStack({ name: 'racy', template: t('0') });
+    const gens: number[] = [1];
+    for (let round = 0; round < 20; round++) {
+      const refs = await Promise.all(clients.map((c, i) => c.updateStack(ref.id, { template: t(`${round}.${i}`) })));
+      gens.push(...refs.map((r) => r.generation));
+    }
+    assert.equal([...gens].sort((a, b) => a - b), Array.from({ length: gens.length }, (_, i) => i + 1));
+    // The last generation's spec is stored, whoever won each race.
+    const d = await clients[1]!.desiredSpec(ref.id);
+    assert.is(d.generation, gens.length);
+    assert.ok(JSON.stringify(d.spec.template).includes('19.'), JSON.stringify(d.spec.template));
+  } finally {
+    for (const c of clients) await c.stop();
+    await cluster.stop();
+  }
+});
+
 test.run();

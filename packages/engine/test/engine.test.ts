@@ -301,13 +301,38 @@ test('a 512 KiB template converges with the default max_payload (specs live in t
     };
     // Two generations kept (current and previous, for cancel), each a head and >= 3 chunks of 256 KiB.
     const stored = await keys();
-    assert.ok(stored.includes(`${ref.id}.1`) && stored.includes(`${ref.id}.2`) && stored.includes(`${ref.id}.2.2`), stored.join(' '));
+    // Generation 2's spec is keyed `<gen>-<writer nonce>` (racing writers never touch each other's).
+    const gen2 = stored.find((k) => /\.2-[0-9a-f]{8}$/.test(k));
+    assert.ok(stored.includes(`${ref.id}.1`) && gen2 && stored.includes(`${gen2}.2`), stored.join(' '));
     await e.deleteStack(ref.id);
     assert.is((await settled(e, ref.id, 3, 120_000)).status, 'DELETED');
     assert.equal(await keys(), [], 'a deleted stack keeps no spec');
   } finally {
     await nc.close();
   }
+});
+
+test('a write repeated with its request id gets the first answer: no STACK_EXISTS, no extra generation', async ({ engine }) => {
+  const e = engine!;
+  const t = (v: string) => ({ heat_template_version: '2016-10-14', resources: { v: { type: 'OS::Heat::Value', properties: { value: v } } } });
+  const c1 = await e.createStack({ name: 'retried', template: t('1') }, { requestId: 'req-create' });
+  assert.equal(await e.createStack({ name: 'retried', template: t('1') }, { requestId: 'req-create' }), c1);
+  try {
+    await e.createStack({ name: 'retried', template: t('1') }, { requestId: 'another' });
+    assert.unreachable('a different request must not take the name');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'STACK_EXISTS');
+  }
+  const u1 = await e.updateStack(c1.id, { template: t('2') }, { requestId: 'req-update' });
+  assert.is(u1.generation, 2);
+  assert.is((await e.updateStack(c1.id, { template: t('2') }, { requestId: 'req-update' })).generation, 2);
+  assert.is((await e.patchStack(c1.id, {}, { requestId: 'req-patch' })).generation, 3);
+  assert.is((await e.updateStack(c1.id, { template: t('4') })).generation, 4);
+  const s = await settled(e, c1.id, 4);
+  assert.is(s.status, 'READY', s.reason);
+  const d1 = await e.deleteStack(c1.id, { requestId: 'req-delete' });
+  assert.equal(await e.deleteStack(c1.id, { requestId: 'req-delete' }), d1);
+  assert.is((await settled(e, c1.id, d1.generation)).status, 'DELETED');
 });
 
 test.run();

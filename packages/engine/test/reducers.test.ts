@@ -726,6 +726,29 @@ test('a 1,000,000-member group: bounded fan-out, small states, no member list an
   assert.is(r2.effects.filter((e) => e.type === 'send').length, 3);
 });
 
+test('member reports to a leaf: earlier states are left as they were, one report up when every slot is done', () => {
+  const group: GroupSpec = { shape: { count: 3, removed: [] }, member: { type: 'OS::Heat::None', properties: {} }, indexVar: '%index%', collect: false, mode: 'append' };
+  const self = 'shard/g/g0.0';
+  const desire: ShardMsg = { kind: 'shardDesire', gen: 1, parent: 'stack/g', tenant: 'default', stackId: 'g', stackName: 'g', slot: 0, group: { level: 0, lo: 0, hi: 3, spec: group } };
+  let state = reduceShard(DEFAULT_TREE, shardBehavior().initial(self), desire, { self, msgId: 'd', now: 0 }).state!;
+  const seen: string[] = [];
+  let up: unknown[] = [];
+  for (const [slot, st] of [[0, 'settled'], [1, 'failed'], [1, 'settled'], [2, 'settled']] as const) {
+    const before = JSON.stringify(state);
+    const r = reduceShard(DEFAULT_TREE, state, { kind: 'report', gen: 1, slot, state: st, name: String(slot) }, { self, msgId: `r${seen.length}`, now: 0 });
+    assert.is(JSON.stringify(state), before, 'the previous state is not mutated');
+    state = r.state!;
+    seen.push(`${state.counts.settled}/${state.counts.failed}`);
+    up = r.effects.filter((e) => e.type === 'send').map((e) => (e as { msg: unknown }).msg);
+  }
+  assert.equal(seen, ['1/0', '1/1', '2/0', '3/0']);
+  assert.equal(up, [{ kind: 'shardReport', shard: self, slot: 0, gen: 1, settled: 3, failed: 0, gone: 0, total: 3, reason: '1: failed' }]);
+  // A report of an older generation changes nothing.
+  const stale = reduceShard(DEFAULT_TREE, state, { kind: 'report', gen: 0, slot: 0, state: 'failed', name: '0' }, { self, msgId: 'old', now: 0 });
+  assert.is(stale.state, state);
+  assert.is(stale.effects.length, 0);
+});
+
 test('group shape: removed indices are skipped and the extent grows past them', () => {
   const shape = { count: 3, removed: [1, 4] };
   assert.equal([0, 1, 2, 3, 4, 5].map((i) => memberExists(i, shape)), [true, false, true, true, false, false]);

@@ -102,6 +102,47 @@ test('unknown scenarios: top-level numbers, per-second ones against the run base
   assert.not.ok(r.figures.some((f) => f.name === 'label'));
 });
 
+test('cloud, failover, overlap and fanout: each figure against its same-run baseline', () => {
+  const run = (scenario: string, result: unknown) => ({ scenario, args: ['--quick'], ok: true, seconds: 60, load: [1.5, 2.25] as [number, number], result });
+  const r = R.buildReport(
+    input({
+      runs: [
+        run('cloud', { ready_s: 50, critical_path_s: 40, ratio: 1.25, api_calls_per_resource: 1.5, delete_s: 9, engine_peak_rss_mib: 160, detail: { servers: 200 } }),
+        run('failover', { ready_s: 20, ready_kill_s: 30, extra_s: 10, ratio: 1.5, ready: 1, inventory_ok: 1, detail: { servers: 100, lease_ms: 10_000 } }),
+        run('overlap', { kvPutsPerSec: 10_000, last_update_to_ready_s: 6, direct_create_s: 2, ratio: 3, equal: 1, api_p50_ms: 30, api_p99_ms: 300, api_idle_p50_ms: 10, api_idle_p99_ms: 100 }),
+        run('fanout', { kvPutsPerSec: 8000, events_per_s: 40_000, per_client_per_s: 400, per_client_per_s_1: 800, lag_p50_ms: 50, lag_p99_ms: 500, lag_p50_ms_1: 10, lag_p99_ms_1: 100, complete: 1, detail: { clients: 100 } }),
+      ],
+    }),
+  );
+  const triple = (scenario: string, name: string) => {
+    const f = fig(r, scenario, name);
+    return [f.value, f.baseline, f.ratio];
+  };
+  assert.equal(triple('cloud', 'time to READY, 200 servers'), [50, 40, 1.25]);
+  assert.is(fig(r, 'cloud', 'time to READY, 200 servers').baselineName, 'critical path s');
+  assert.equal(triple('failover', 'time to READY, engine SIGKILL (100 servers)'), [30, 20, 1.5]);
+  assert.equal(triple('failover', 'extra seconds to READY'), [10, 10, 1]);
+  assert.equal(triple('overlap', 'last update to READY'), [6, 2, 3]);
+  assert.equal(triple('overlap', 'API latency p50 under updates'), [30, 10, 3]);
+  assert.equal(triple('overlap', 'API latency p99 under updates'), [300, 100, 3]);
+  assert.equal(triple('fanout', 'events delivered/s, 100 clients'), [40_000, 8000, 5]);
+  assert.equal(triple('fanout', 'events/s per client, 100 clients'), [400, 800, 0.5]);
+  assert.equal(triple('fanout', 'lag p99, 100 clients'), [500, 100, 5]);
+  // Baselines and ratios are not figures of their own; flags and counts stay as plain figures.
+  const names = r.figures.map((f) => `${f.scenario}/${f.name}`);
+  for (const gone of ['cloud/ratio', 'cloud/critical_path_s', 'failover/ready_s', 'failover/ratio', 'overlap/direct_create_s', 'overlap/api_idle_p50_ms', 'fanout/per_client_per_s_1', 'fanout/lag_p50_ms_1']) assert.not.ok(names.includes(gone), gone);
+  for (const kept of ['cloud/api_calls_per_resource', 'failover/ready', 'failover/inventory_ok', 'overlap/equal', 'fanout/complete']) assert.ok(names.includes(kept), kept);
+  // Units of plain figures come from their names' suffix.
+  assert.equal(['delete_s', 'engine_peak_rss_mib', 'api_calls_per_resource'].map((n) => fig(r, 'cloud', n).unit), ['s', 'MiB', '']);
+  assert.match(R.renderMarkdown(r), '| failover | ok `--quick` | 60.0 | 1.50 → 2.25 |');
+});
+
+test('a failover that never got READY reports that, with no time figure', () => {
+  const r = R.buildReport(input({ runs: [{ scenario: 'failover', args: ['--quick'], ok: false, seconds: 200, result: { ready: 0, inventory_ok: 1, detail: { lease_ms: 10_000 } } }] }));
+  assert.equal(r.figures.map((f) => [f.name, f.value]), [['ready', 0], ['inventory_ok', 1]]);
+  assert.match(R.renderMarkdown(r), '| failover | **failed** `--quick` | 200 | – |');
+});
+
 test('charts: one SVG of bars per scenario, a line with fault markers per time series', () => {
   const series = { points: [{ t: 0, converged: 0 }, { t: 5, converged: 500 }, { t: 10, converged: 1000 }], faults: [{ t: 4, kind: 'SIGKILL engine-2' }], name: 'servers 10k' };
   const r = R.buildReport(input({ runs: [...input().runs, { scenario: 'failover', args: [], ok: true, seconds: 12, result: { series, extraSeconds: 3.5 } }] }));
@@ -119,6 +160,23 @@ test('charts: one SVG of bars per scenario, a line with fault markers per time s
   const esc = R.renderCharts(R.buildReport(input({ runs: [{ scenario: 'x<y', args: [], ok: true, seconds: 1, result: { 'a&b': 1 } }] })));
   assert.match(esc.get('x<y')!, 'x&lt;y');
   assert.match(esc.get('x<y')!, 'a&amp;b');
+});
+
+test('several series of one scenario are also drawn together, each in its colour with its faults', () => {
+  const base = { name: 'no fault', points: [{ t: 0, converged: 0 }, { t: 10, converged: 500 }], faults: [] };
+  const killed = { name: 'engine killed', points: [{ t: 0, converged: 0 }, { t: 20, converged: 500 }], faults: [{ t: 3, kind: 'SIGKILL engine' }] };
+  const r = R.buildReport(input({ runs: [{ scenario: 'failover', args: [], ok: true, seconds: 40, result: { ready_s: 10, ready_kill_s: 20, series: [base, killed] } }] }));
+  const charts = R.renderCharts(r);
+  assert.equal([...charts.keys()].sort(), ['failover', 'failover-compared', 'failover-engine-killed', 'failover-no-fault']);
+  const both = charts.get('failover-compared')!;
+  assert.is(both.match(/<path /g)?.length, 2);
+  assert.match(both, '>no fault</text>');
+  assert.match(both, '>engine killed</text>');
+  // The kill marker is in the killed run's colour, at t = 3 of a 20 s axis.
+  assert.match(both, /<line x1="(\d+\.\d)" y1="\d+" x2="\1" y2="310" stroke="#4263eb" stroke-dasharray="4 3"\/>/);
+  assert.match(R.renderMarkdown(r), '[failover-compared](2026-11-28-failover-compared.svg)');
+  // One series alone: no legend, the marker in red.
+  assert.match(charts.get('failover-engine-killed')!, 'stroke="#c92a2a" stroke-dasharray');
 });
 
 test.run();
