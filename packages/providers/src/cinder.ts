@@ -1,7 +1,7 @@
 /** OS::Cinder::Volume and OS::Cinder::VolumeAttachment. */
 import { KilnError } from '@kiln/core';
 import type { ActionRequest, ResourceType } from '@kiln/engine';
-import type { Volume } from '@kiln/sim-cloud';
+import { KEY_METADATA, type Volume } from '@kiln/sim-cloud';
 import { CloudResourceError, DependencyGoneError, ResourceGoneError, classifyCloudError } from './errors.js';
 import type { CloudGateway, Settle } from './gateway.js';
 import { OK, S, U, cloudType, compact, differing, driftHealth, resolveId, stringMap, userMetadata, type CloudTaskType, type Io, type ObservedResource } from './define.js';
@@ -106,15 +106,16 @@ async function extend(io: Io, obj: Volume, size: number): Promise<void> {
 /**
  * Waits until the volume is in use by the server; `start` (the attach call) runs once the
  * volume's change events are watched. `available` without the attachment after the attach
- * started means the attach was lost: when the server is gone (it vanished) that is a wait for its
- * actor to recreate it; otherwise (also a stale change event) a fresh read decides.
+ * started means the attach was undone (a detach raced it, or a stale change event): when the
+ * server is gone (it vanished) that is a wait for its actor to recreate it; otherwise a fresh read
+ * decides, and a volume that is free again is attached again (a few times, then RESOURCE_ERROR).
  */
 async function waitAttached(io: Io, volId: string, server: string, name: string, start: () => Promise<boolean>): Promise<Volume> {
   const lost = new Error('lost');
-  for (let first = true; ; first = false) {
+  for (let starts = 1, again = true; ; ) {
     try {
       const v = await io.gw.waitFor('volume', volId, io.signal, (x) => (x === undefined ? { failed: 'it disappeared' } : x.status === 'error' ? { failed: 'went to error' } : x.status === 'in-use' && attachedTo(x, server) ? 'done' : x.status === 'available' ? { failed: 'lost' } : 'pending'), {
-        ...(first ? { start } : {}),
+        ...(again ? { start } : {}),
         onFail: (reason) => (reason === 'lost' ? lost : new CloudResourceError(`Volume ${volId} did not attach to server ${server}: ${reason}`, 'volume', volId)),
       });
       return v!;
@@ -122,12 +123,66 @@ async function waitAttached(io: Io, volId: string, server: string, name: string,
       if (e !== lost) throw e;
       if (!(await io.gw.get('server', server, io.signal))) throw new DependencyGoneError(`Server ${server} of ${name} is gone; waiting for it to be recreated`);
       const v = await io.gw.get('volume', volId, io.signal);
-      if (v?.status === 'available' && !attachedTo(v, server)) throw new CloudResourceError(`Volume ${volId} did not attach to server ${server}`, 'volume', volId);
+      again = v?.status === 'available' && !attachedTo(v, server);
+      if (again && ++starts > MAX_ATTACH_STARTS) throw new CloudResourceError(`Volume ${volId} did not attach to server ${server}`, 'volume', volId);
     }
   }
 }
 
+/** How often one task (re)starts an attach whose volume keeps being freed or taken before it gives up. */
+const MAX_ATTACH_STARTS = 3;
+
 const attachedTo = (v: Volume | undefined, server: string) => v?.attachments.find((a) => a.server_id === server);
+
+/**
+ * Detaches the volume from the server and waits until it is off it. Replay-safe: a detach
+ * already in flight is waited for, and a volume no longer attached to the server (detached,
+ * attached elsewhere since) or a server or volume that is gone is done (the cloud answers 404).
+ */
+async function detachFrom(io: Io, server: string, volId: string): Promise<void> {
+  await io.gw.call('server.detachVolume', io.signal, (o) => io.gw.client.detachVolume(server, volId, o));
+  await io.gw.waitFor('volume', volId, io.signal, (v) => (v === undefined || (!attachedTo(v, server) && v.status !== 'detaching') ? 'done' : 'pending'), {
+    onFail: (reason) => new KilnError('TIMEOUT', `Volume ${volId} did not detach from ${server}: ${reason}`),
+  });
+}
+
+/** An idempotency key (`<resource actor>#<incarnation>`) split into the resource and the incarnation number. */
+function incarnationOf(key: string | undefined): { resource: string; n: number } | undefined {
+  const at = key?.lastIndexOf('#') ?? -1;
+  const n = Number(key?.slice(at + 1));
+  return key && at > 0 && Number.isInteger(n) ? { resource: key.slice(0, at), n } : undefined;
+}
+
+/**
+ * Frees a volume an attach to `server` was refused for, so the attach can be made again:
+ * - a detach in flight (an update or delete of this attachment that ran before a crash, an
+ *   extend) is waited for;
+ * - an attachment to an older incarnation of the same server resource (the server was replaced
+ *   between this attach and its replay, so the earlier attach went to the old server) or to a
+ *   server being deleted is undone, as Heat's update of the attachment would;
+ * - an attachment to any other server is a real conflict: `refused` is thrown, with who holds it.
+ */
+async function release(io: Io, v: Volume, server: string, refused: KilnError): Promise<void> {
+  if (v.status === 'available') return;
+  if (v.status === 'detaching') {
+    await waitVolume(io, v.id, (x) => x.status !== 'detaching', 'did not finish detaching');
+    return;
+  }
+  const holders = v.attachments.map((a) => a.server_id).filter((s) => s !== server);
+  if (holders.length === 0) throw refused;
+  const ours = incarnationOf((await io.gw.get('server', server, io.signal))?.metadata[KEY_METADATA]);
+  for (const holder of holders) {
+    const other = await io.gw.get('server', holder, io.signal);
+    const theirs = incarnationOf(other?.metadata[KEY_METADATA]);
+    // Only from an older incarnation: a stale replay for an old server never takes the volume back.
+    const older = !!ours && !!theirs && theirs.resource === ours.resource && theirs.n < ours.n;
+    const leaving = !other || other['OS-EXT-STS:task_state'] === 'deleting';
+    if (!leaving && !older) {
+      throw new KilnError('REQUEST_INVALID', `${refused.message} (volume ${v.id} is in use by server ${holder}, not ${server})`, { path: 'properties.volume_id', cause: refused });
+    }
+    await detachFrom(io, holder, v.id);
+  }
+}
 
 /**
  * OS::Cinder::VolumeAttachment. Physical id `<server>:<volume>` (self-contained, so delete and
@@ -143,20 +198,25 @@ function volumeAttachment(gw: CloudGateway): CloudTaskType {
     const p = req.properties;
     const server = await resolveId(io, 'server', p.instance_uuid, 'instance_uuid');
     const volId = await resolveId(io, 'volume', p.volume_id, 'volume_id');
-    // Attach first, look after: one call in the usual case. A replayed attach is refused (the
-    // volume is no longer `available`) and then finds the attachment it made before.
+    // Attach first, look after: one call in the usual case. A refused attach looks at the
+    // volume: attaching or in use by this server is an earlier attach of this pair (a replay
+    // after a crash, or a call retried after it did attach): wait for it. Otherwise the volume
+    // is freed first (see `release`) and the attach made again.
     const start = async (): Promise<boolean> => {
-      try {
-        await io.gw.call('server.attachVolume', io.signal, (o) => io.gw.client.attachVolume(server, volId, { ...o, ...(typeof p.mountpoint === 'string' ? { device: p.mountpoint } : {}) }));
-        return true;
-      } catch (e) {
-        if (!(e instanceof KilnError) || (e.code !== 'RESOURCE_NOT_FOUND' && e.code !== 'REQUEST_INVALID')) throw e;
-        const v = await io.gw.get('volume', volId, io.signal);
-        if (!v) throw new KilnError('RESOURCE_NOT_FOUND', `The Volume (${volId}) could not be found.`, { path: 'properties.volume_id' });
-        // The server vanished since it was READY: its actor recreates it and sends the new id.
-        if (e.code === 'RESOURCE_NOT_FOUND') throw new DependencyGoneError(`Server ${server} of ${req.name} is gone; waiting for it to be recreated`);
-        if (!attachedTo(v, server)) throw e;
-        return false;
+      for (let round = 1; ; round++) {
+        try {
+          await io.gw.call('server.attachVolume', io.signal, (o) => io.gw.client.attachVolume(server, volId, { ...o, ...(typeof p.mountpoint === 'string' ? { device: p.mountpoint } : {}) }));
+          return true;
+        } catch (e) {
+          if (!(e instanceof KilnError) || (e.code !== 'RESOURCE_NOT_FOUND' && e.code !== 'REQUEST_INVALID')) throw e;
+          const v = await io.gw.get('volume', volId, io.signal);
+          if (!v) throw new KilnError('RESOURCE_NOT_FOUND', `The Volume (${volId}) could not be found.`, { path: 'properties.volume_id' });
+          // The server vanished since it was READY: its actor recreates it and sends the new id.
+          if (e.code === 'RESOURCE_NOT_FOUND') throw new DependencyGoneError(`Server ${server} of ${req.name} is gone; waiting for it to be recreated`);
+          if (attachedTo(v, server) && v.status !== 'detaching') return false;
+          if (round >= MAX_ATTACH_STARTS) throw e;
+          await release(io, v, server, e);
+        }
       }
     };
     const done = await waitAttached(io, volId, server, req.name, start);
@@ -166,10 +226,7 @@ function volumeAttachment(gw: CloudGateway): CloudTaskType {
 
   const detach = async (id: string, io: Io) => {
     const { server, volume } = parse(id);
-    await io.gw.call('server.detachVolume', io.signal, (o) => io.gw.client.detachVolume(server, volume, o));
-    await io.gw.waitFor('volume', volume, io.signal, (v) => (v === undefined || (!attachedTo(v, server) && v.status !== 'detaching') ? 'done' : 'pending'), {
-      onFail: (reason) => new KilnError('TIMEOUT', `Volume ${volume} did not detach from ${server}: ${reason}`),
-    });
+    await detachFrom(io, server, volume);
   };
 
   return {
@@ -201,6 +258,7 @@ function volumeAttachment(gw: CloudGateway): CloudTaskType {
       if (!v || !a) return null;
       const attrs = { server_id: server, volume_id: volume, device: a.device, attachment_id: a.attachment_id, show: a };
       if (v.status === 'error') return { physicalId: req.physicalId, attrs, health: { state: 'error', reason: `Volume ${volume} is offline (status error)`, repair: 'replace' } };
+      if (v.status !== 'in-use') return { physicalId: req.physicalId, attrs, health: { state: 'pending', reason: `volume status ${v.status}`, repair: 'none' } };
       return { physicalId: req.physicalId, attrs, health: OK };
     },
   };

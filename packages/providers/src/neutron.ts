@@ -420,7 +420,15 @@ function routerInterface(gw: CloudGateway): CloudTaskType {
       const target: Target = sub ? { subnet_id: await resolveId(io, 'subnet', sub, 'subnet') } : { port_id: await resolveId(io, 'port', prt, 'port') };
       let port = await find(router, target, ctx.signal);
       if (!port) {
-        await gw.call('router.add_interface', ctx.signal, (o) => gw.client.addRouterInterface(router, target, o));
+        // A refused add (400 "already has a port on subnet", 409 port in use) may be the add of a
+        // retried call or of a concurrent replay that did happen: it stands when the interface is there.
+        await gw.call('router.add_interface', ctx.signal, async (o) => {
+          try {
+            await gw.client.addRouterInterface(router, target, o);
+          } catch (e) {
+            if (!(e instanceof KilnError) || (e.code !== 'REQUEST_INVALID' && e.code !== 'CONFLICT') || !(await find(router, target, ctx.signal))) throw e;
+          }
+        });
         port = await find(router, target, ctx.signal);
       }
       return { physicalId: idOf(router, target), attrs: { show: port ?? null } };

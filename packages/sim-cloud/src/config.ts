@@ -74,6 +74,8 @@ export interface Faults {
   apiErrorShare: number;
   /** Share of creates that DO happen but are answered with a 5xx (the ambiguous case idempotency keys exist for). */
   apiErrorAfterCreateShare: number;
+  /** Share of volume attaches/detaches and router interface adds/removes that DO happen but are answered with a 5xx (a replayed action must find its effect). */
+  apiErrorAfterActionShare: number;
   /** Share of cloud API calls answered 429 with Retry-After. */
   apiThrottleShare: number;
   /** Retry-After, in seconds, of injected 429s. */
@@ -95,6 +97,7 @@ export const NO_FAULTS: Faults = {
   memberDownRate: 0,
   apiErrorShare: 0,
   apiErrorAfterCreateShare: 0,
+  apiErrorAfterActionShare: 0,
   apiThrottleShare: 0,
   retryAfterSeconds: 1,
   slowCallShare: 0,

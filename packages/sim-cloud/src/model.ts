@@ -614,9 +614,9 @@ export class CloudModel {
     return { delayMs };
   }
 
-  /** After a create succeeded: answer with a 5xx anyway (the create happened). */
-  failAfterCreate(): ApiError | undefined {
-    const share = this.settings.faults.apiErrorAfterCreateShare;
+  /** After a create or an action (attach/detach, router interface change) succeeded: answer with a 5xx anyway (it happened; counted in `errorsAfterCreate`). */
+  failAfter(what: 'create' | 'action'): ApiError | undefined {
+    const share = what === 'action' ? this.settings.faults.apiErrorAfterActionShare : this.settings.faults.apiErrorAfterCreateShare;
     if (share > 0 && this.apiRng.next() < share) {
       this.stats.injected.errorsAfterCreate++;
       return new ApiError(500, 'InternalServerError', 'Unexpected error while handling the request (injected fault, the request may have been carried out).');

@@ -179,6 +179,12 @@ export class SimCloud {
     const key = String(req.headers['x-idempotency-key'] ?? '') || undefined;
     const [s0, s1, coll, id, sub, subId, extra] = segs;
     const collection = (kind: Kind, rest: (string | undefined)[], parent?: string) => this.collection(kind, method, rest, url, tenant, key, parent);
+    // An action that happened may still be answered with a 5xx (fault `apiErrorAfterActionShare`).
+    const afterAction = (reply: Reply): Reply => {
+      const fail = m.failAfter('action');
+      if (fail) throw fail;
+      return reply;
+    };
 
     if (s0 === 'compute' && s1 === 'v2.1') {
       if (coll === 'flavors' && method === 'GET') {
@@ -207,13 +213,13 @@ export class SimCloud {
           return {
             service: 'compute',
             stat: 'server.attach',
-            run: (b) => ({ status: 200, body: { volumeAttachment: m.attachVolume(tenant, sid, String(wrapped(b, 'volumeAttachment').volumeId ?? ''), b.volumeAttachment?.device) } }),
+            run: (b) => afterAction({ status: 200, body: { volumeAttachment: m.attachVolume(tenant, sid, String(wrapped(b, 'volumeAttachment').volumeId ?? ''), b.volumeAttachment?.device) } }),
           };
         }
         if (subId !== undefined && method === 'GET') {
           return { service: 'compute', stat: 'server.attachments', run: () => ({ status: 200, body: { volumeAttachment: oneOf(m.attachments(tenant, sid).find((a) => a.volumeId === subId), 'VolumeAttachment', subId) } }) };
         }
-        if (subId !== undefined && method === 'DELETE') return { service: 'compute', stat: 'server.detach', run: () => (m.detachVolume(tenant, sid, subId), { status: 202 }) };
+        if (subId !== undefined && method === 'DELETE') return { service: 'compute', stat: 'server.detach', run: () => (m.detachVolume(tenant, sid, subId), afterAction({ status: 202 })) };
       }
       return undefined;
     }
@@ -227,7 +233,7 @@ export class SimCloud {
       const kind = NETWORK_COLLECTIONS[coll];
       if (!kind) return undefined;
       if (kind === 'router' && id !== undefined && method === 'PUT' && (sub === 'add_router_interface' || sub === 'remove_router_interface') && subId === undefined) {
-        return { service: 'network', stat: `router.${sub}`, run: (b) => ({ status: 200, body: sub === 'add_router_interface' ? m.addRouterInterface(tenant, id, b) : m.removeRouterInterface(tenant, id, b) }) };
+        return { service: 'network', stat: `router.${sub}`, run: (b) => afterAction({ status: 200, body: sub === 'add_router_interface' ? m.addRouterInterface(tenant, id, b) : m.removeRouterInterface(tenant, id, b) }) };
       }
       if (sub === 'tags' && id !== undefined) return this.tagsRoute(kind, id, subId, method, tenant);
       if (sub !== undefined) return undefined;
@@ -286,7 +292,7 @@ export class SimCloud {
             if (parent !== undefined) body.pool_id = parent;
             const { doc, replay } = m.create(kind, tenant, body, key);
             if (!replay) {
-              const fail = m.failAfterCreate();
+              const fail = m.failAfter('create');
               if (fail) throw fail;
             }
             return { status: api.createStatus, body: { [api.singular]: doc }, headers: replay ? { 'x-idempotent-replay': 'true' } : {} };

@@ -125,6 +125,31 @@ test('a create that happened but answered 5xx is found again by its key, never d
   }
 });
 
+test('an attach, detach or router interface change that happened may still be answered 5xx (apiErrorAfterActionShare)', async () => {
+  const { sim, client } = await startSim();
+  try {
+    const net = await client.create('network', { name: 'n' });
+    const subnet = await client.create('subnet', { network_id: net.id, cidr: '10.3.0.0/24' });
+    const router = await client.create('router', { name: 'r' });
+    const vm = await client.create('server', { ...server, networks: [{ uuid: net.id }] });
+    const vol = await client.create('volume', { size: 1 });
+    await waitFor('up', async () => (await client.get('server', vm.id))?.status === 'ACTIVE' && (await client.get('volume', vol.id))?.status === 'available');
+    await client.setFaults({ apiErrorAfterActionShare: 1 });
+    const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: KilnError) => e.code);
+    assert.is(await code(client.attachVolume(vm.id, vol.id)), 'UNAVAILABLE');
+    assert.equal((await client.get('volume', vol.id))!.attachments.map((a) => a.server_id), [vm.id]);
+    await waitFor('in use', async () => (await client.get('volume', vol.id))?.status === 'in-use');
+    assert.is(await code(client.detachVolume(vm.id, vol.id)), 'UNAVAILABLE');
+    assert.is((await client.get('volume', vol.id))!.status, 'detaching');
+    assert.is(await code(client.addRouterInterface(router.id, { subnet_id: subnet.id })), 'UNAVAILABLE');
+    assert.is((await client.list('port', { device_id: router.id })).length, 1);
+    // Creates are not affected by this knob.
+    assert.ok(await client.create('network', { name: 'n2' }));
+  } finally {
+    await sim.stop();
+  }
+});
+
 test('later faults, switched on while running: servers go to ERROR or vanish, volumes go offline, members stop forwarding, ports become unreachable', async () => {
   const { sim, client } = await startSim();
   try {
