@@ -743,7 +743,10 @@ class Step {
     // not deleted; an abandoned nested stack forgets its own resources the same way. A task
     // incarnation without a physical id is deleted all the same: its create may have happened
     // (the type finds it by the idempotency key).
-    const forgotten = !type || victim.retain || (d.forget && type.kind !== 'nested') || (victim.physicalId === null && type.kind === 'pure');
+    // An old incarnation naming the same physical object as the current one (an attachment's
+    // `<server>:<volume>` re-made by a repair) is forgotten too: deleting it would undo the current.
+    const shared = victim !== d.current && victim.physicalId !== null && victim.physicalId === d.current?.physicalId;
+    const forgotten = !type || victim.retain || shared || (d.forget && type.kind !== 'nested') || (victim.physicalId === null && type.kind === 'pure');
     if (forgotten) this.complete({ ok: true, physicalId: null, attrs: {} });
     else this.run(type, op);
     return d.op === null;
@@ -869,11 +872,14 @@ class Step {
     const gone = error.code === 'RESOURCE_GONE' && op?.kind === 'task' && op.action === 'update';
     if (gone) error = { ...error, transient: true };
     const broken = error.transient && (REPLACE_CODES.has(error.code) || gone) && op?.kind === 'task' && op.action !== 'delete';
-    if (op?.kind === 'task' && op.action === 'create' && !outage) this.keepForCleanup(op);
     // A group member is disposable and its group is refilled without intervention: its
     // replacements are not capped (the backoff still grows, up to its cap).
     const uncapped = outage || (broken && this.isGroupMember());
-    if (error.transient && (uncapped || d.attempt + 1 < MAX_TRANSIENT_ATTEMPTS)) {
+    const retried = error.transient && (uncapped || d.attempt + 1 < MAX_TRANSIENT_ATTEMPTS);
+    // A create retried under the same incarnation (same key) finds what it may have made; only
+    // one that is replaced or given up leaves something to clean up by key.
+    if (op?.kind === 'task' && op.action === 'create' && !outage && (broken || !retried)) this.keepForCleanup(op);
+    if (retried) {
       d.attempt += 1;
       if (broken) {
         // Replace, do not repeat: a failed create's next try is a new incarnation (new key; the

@@ -399,4 +399,35 @@ test('a group member that keeps failing to boot is replaced past the attempt cap
   assert.match(plain.stack('p').reason, 'gave up after 6 attempts');
 });
 
+test('a repaired resource whose new incarnation names the same physical object (an attachment) does not delete it with the old one', () => {
+  const objects = new Set<string>(); // physical ids
+  const calls: string[] = [];
+  const task = (input: unknown) => {
+    const i = input as { action: string; request: { physicalId?: string | null } };
+    calls.push(`${i.action}:${i.request.physicalId ?? ''}`);
+    // The physical id is the pair it joins, not the incarnation: `<server>:<volume>`.
+    if (i.action === 'create') {
+      objects.add('srv:vol');
+      return { physicalId: 'srv:vol', attrs: {} };
+    }
+    if (i.action === 'delete') {
+      objects.delete(String(i.request.physicalId));
+      return null;
+    }
+    if (i.action === 'observe') return objects.has(String(i.request.physicalId)) ? { physicalId: i.request.physicalId, attrs: {}, health: { state: 'ok', repair: 'none' } } : null;
+    return { physicalId: i.request.physicalId ?? null, attrs: {} };
+  };
+  const heal: HealConfig = { observeIntervalMs: 5_000, repairsPerSecond: 5, repairBurst: 20 };
+  const sim = new Sim({ extraTypes: [taskType('Test::Attachment')], task, heal, taskMs: () => 100 });
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ att: { type: 'Test::Attachment' } }) } });
+  sim.run(3_000);
+  assert.is(sim.stack('s').status, 'READY');
+  objects.delete('srv:vol'); // detached behind Kiln's back
+  sim.run(30_000);
+  assert.ok(objects.has('srv:vol'), `re-attached and kept: ${calls.join(' ')}`);
+  assert.is(calls.filter((c) => c.startsWith('delete')).length, 0, `the old incarnation is forgotten, not deleted: ${calls.join(' ')}`);
+  assert.ok(calls.filter((c) => c.startsWith('create')).length >= 2, 'the repair re-made it');
+  assert.equal(sim.resource('s', 'att')!.old, []);
+});
+
 test.run();
