@@ -541,8 +541,13 @@ export class Engine {
     const id = await this.resolve(ref);
     for (let attempt = 0; ; attempt++) {
       const e = await this.entry(id);
-      // A retry of the write that made the current generation (its answer was lost): the same answer.
-      if (e && requestId !== undefined && e.value.request?.id === requestId) return { id, name: e.value.name, generation: e.value.request.gen };
+      // A retry of a write whose answer was lost: the same answer. If nothing newer was written,
+      // its message to the supervisor is sent again (the first attempt may have died before
+      // sending it; the supervisor ignores a generation it has).
+      if (e && requestId !== undefined && e.value.request?.id === requestId) {
+        if (e.value.request.gen === e.value.gen) await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
+        return { id, name: e.value.name, generation: e.value.request.gen };
+      }
       if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
       const gen = e.value.gen + 1;
       const doc = next ? await next(() => this.getSpec(id, e.value.spec), { id, value: e.value }) : null;
@@ -569,6 +574,7 @@ export class Engine {
         }
       }
       if (!won) {
+        this.log.info({ stack: id, generation: gen, attempt }, 'registry write lost a race: taking the next generation');
         // A concurrent writer took this generation: take the next. A refused write's spec is
         // ours alone; a write stored out of order stays referenced as the entry's spec until
         // the retry replaces it.
@@ -583,18 +589,23 @@ export class Engine {
         await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
         await Promise.all([e.value.spec, e.value.prevSpec].filter((k) => k !== undefined).map((k) => this.dropSpec(id, k)));
       }
-      const overrides = doc?.overrides ? Object.fromEntries(Object.entries(doc.overrides).map(([k, o]) => [k, o.count])) : undefined;
-      await this.send(stackAddress(id), {
-        kind: 'setDesired',
-        op,
-        gen,
-        name: e.value.name,
-        tenant: e.value.tenant,
-        ...(doc ? { spec: doc.spec } : {}),
-        ...(overrides ? { overrides } : {}),
-      } satisfies StackMsg);
+      await this.desire(id, op, entry, doc);
       return { id, name: e.value.name, generation: gen };
     }
+  }
+
+  /** Tells the supervisor the generation `entry` records (with its spec unless it removes the stack). */
+  private async desire(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
+    const overrides = doc?.overrides ? Object.fromEntries(Object.entries(doc.overrides).map(([k, o]) => [k, o.count])) : undefined;
+    await this.send(stackAddress(id), {
+      kind: 'setDesired',
+      op,
+      gen: entry.gen,
+      name: entry.name,
+      tenant: entry.tenant,
+      ...(doc ? { spec: doc.spec } : {}),
+      ...(overrides ? { overrides } : {}),
+    } satisfies StackMsg);
   }
 
   async getStack(ref: StackRef): Promise<StackInfo> {
