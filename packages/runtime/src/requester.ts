@@ -16,23 +16,37 @@ export class PublishRefused extends Error {
   }
 }
 
+/** A request whose `mayStillSend` said no once its turn came: it was never sent. */
+export class NotSent extends Error {}
+
 const textDecoder = new TextDecoder();
 
 /**
- * Request/reply for the hot path (state writes, sends): one wildcard inbox subscription, a map of
- * pending replies and one sweep timer for timeouts. nats.js's own request() allocates a timer
- * and two Error objects per call (one even on success), a third of the engine's CPU at load.
+ * Request/reply for the hot path (state writes, sends, reads): one wildcard inbox subscription, a
+ * map of pending replies and one sweep timer for timeouts. nats.js's own request() allocates a
+ * timer and two Error objects per call (one even on success), a third of the engine's CPU at load.
+ *
+ * At most `maxOutstanding` requests await a reply; further ones wait their turn before being
+ * sent (back-pressure). Without the bound a fan-out queued tens of thousands of writes on the
+ * connection and replies took 5-30 s; the timeout counts from the send, not from the wait.
  */
 export class Requester {
   private readonly inbox = createInbox();
   private readonly pending = new Map<number, { resolve: (m: Msg) => void; reject: (e: unknown) => void; deadline: number }>();
+  /** Requests waiting for a free slot, in arrival order from `waitingHead` (shift() is O(n) on a long array). */
+  private waiting: (() => void)[] = [];
+  private waitingHead = 0;
+  /** Slots taken: requests awaiting a reply plus waiters woken and about to send. */
+  private inUse = 0;
   private next = 0;
+  private closed = false;
   private readonly sub: Subscription;
   private readonly sweep: NodeJS.Timeout;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
+    private readonly maxOutstanding = Infinity,
   ) {
     this.sub = nc.subscribe(`${this.inbox}.*`, {
       callback: (_err, m) => {
@@ -40,6 +54,7 @@ export class Requester {
         const p = this.pending.get(id);
         if (!p) return;
         this.pending.delete(id);
+        this.freeSlot();
         p.resolve(m);
       },
     });
@@ -47,7 +62,33 @@ export class Requester {
     this.sweep.unref();
   }
 
-  request(subject: string, data: Uint8Array, headers?: MsgHdrs): Promise<Msg> {
+  /** Requests waiting for a slot (back-pressure). */
+  get queued(): number {
+    return this.waiting.length - this.waitingHead;
+  }
+
+  /**
+   * `mayStillSend` is asked right before the request goes out (after any wait for a slot): a
+   * fenced write checks its lease there, since the wait can be long. False rejects with NotSent.
+   */
+  request(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean): Promise<Msg> {
+    if (this.inUse < this.maxOutstanding) {
+      this.inUse++;
+      return this.send(subject, data, headers, mayStillSend);
+    }
+    // The slot is handed over by freeSlot (inUse stays counted for it).
+    return new Promise<void>((r) => this.waiting.push(r)).then(() => this.send(subject, data, headers, mayStillSend));
+  }
+
+  private send(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean): Promise<Msg> {
+    if (this.closed) {
+      this.freeSlot();
+      return Promise.reject(new KilnError('UNAVAILABLE', 'runtime stopped'));
+    }
+    if (mayStillSend && !mayStillSend()) {
+      this.freeSlot();
+      return Promise.reject(new NotSent(`not sent to ${subject}`));
+    }
     const id = ++this.next;
     return new Promise<Msg>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs });
@@ -55,14 +96,32 @@ export class Requester {
         this.nc.publish(subject, data, headers ? { reply: `${this.inbox}.${id}`, headers } : { reply: `${this.inbox}.${id}` });
       } catch (e) {
         this.pending.delete(id);
+        this.freeSlot();
         reject(e);
       }
     });
   }
 
+  /** A reply arrived or timed out: its slot goes to the first waiting request, else is freed. */
+  private freeSlot(): void {
+    if (this.waitingHead === this.waiting.length) {
+      this.inUse--;
+      return;
+    }
+    const next = this.waiting[this.waitingHead++]!;
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+    } else if (this.waitingHead >= 4096 && this.waitingHead * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.waitingHead);
+      this.waitingHead = 0;
+    }
+    next();
+  }
+
   /** A JetStream publish (stream or KV write); resolves with the ack, rejects with PublishRefused or a KilnError. */
-  async publish(subject: string, data: Uint8Array, headers?: MsgHdrs): Promise<PubAck> {
-    const r = await this.request(subject, data, headers);
+  async publish(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean): Promise<PubAck> {
+    const r = await this.request(subject, data, headers, mayStillSend);
     if (r.headers?.code === 503) throw new KilnError('UNAVAILABLE', `no stream answers on ${subject}`);
     const ack = JSON.parse(textDecoder.decode(r.data)) as PubAck & { error?: { err_code?: number; description?: string } };
     if (ack.error) throw new PublishRefused(ack.error.err_code ?? 0, ack.error.description ?? 'publish refused');
@@ -74,13 +133,19 @@ export class Requester {
     for (const [id, p] of this.pending) {
       if (p.deadline <= now) {
         this.pending.delete(id);
+        this.freeSlot();
         p.reject(new KilnError('TIMEOUT', `no reply within ${this.timeoutMs} ms`));
       }
     }
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.sweep);
+    const waiting = this.waiting.slice(this.waitingHead);
+    this.waiting = [];
+    this.waitingHead = 0;
+    for (const go of waiting) go();
     this.sub.unsubscribe();
     for (const p of this.pending.values()) p.reject(new KilnError('UNAVAILABLE', 'runtime stopped'));
     this.pending.clear();
