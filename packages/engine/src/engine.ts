@@ -256,11 +256,15 @@ export class Engine {
     this.js = jetstream(this.nc, { timeout: 10_000 });
     const kvm = new Kvm(this.js);
     const replicas = this.replicas;
+    // On a cluster every read goes to the stream leader: a direct get may be answered by a
+    // follower that has not applied a write yet (a stack created through one node and updated
+    // through another at once would not be found). As the runtime does for actor state.
+    const allow_direct = replicas === 1;
     // A few revisions per key: the winner of a racing registry write stays findable (firstWriteAfter).
-    this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 5, replicas });
-    this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas });
+    this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 5, replicas, allow_direct });
+    this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas, allow_direct });
     // The runtime's state bucket: read-only here (actor states for getStack/listResources).
-    this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas });
+    this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas, allow_direct });
   }
 
   /**

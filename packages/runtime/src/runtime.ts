@@ -1316,6 +1316,8 @@ export class Runtime {
       // Scanned again after the pause even if no step ends by then.
       this.evictHandle ??= setTimeout(() => {
         this.evictHandle = undefined;
+        // The timer may fire a little before the pause ends by the monotonic clock.
+        this.evictPausedUntil = 0;
         this.evict();
       }, EVICT_PAUSE_MS);
       this.evictHandle.unref();
