@@ -30,6 +30,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { loadAverage, peakRssMiB, say } from './lib/procs.js';
+import { serverFleet } from './lib/server-fleet.js';
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const PARTITIONS = 64;
@@ -96,57 +97,6 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 // ---- the scenario ---------------------------------------------------------------------------
-
-/** One group member: a port on the subnet, a server on it, a volume attached to it. */
-const MEMBER_TEMPLATE = `heat_template_version: 2018-08-31
-parameters:
-  name: {type: string}
-  network: {type: string}
-  subnet: {type: string}
-resources:
-  port:
-    type: OS::Neutron::Port
-    properties:
-      network: {get_param: network}
-      fixed_ips: [{subnet: {get_param: subnet}}]
-  server:
-    type: OS::Nova::Server
-    properties:
-      name: {get_param: name}
-      flavor: m1.tiny
-      image: cirros-0.6.2-x86_64-disk
-      networks: [{port: {get_resource: port}}]
-  volume:
-    type: OS::Cinder::Volume
-    properties:
-      size: 1
-  attachment:
-    type: OS::Cinder::VolumeAttachment
-    properties:
-      instance_uuid: {get_resource: server}
-      volume_id: {get_resource: volume}
-`;
-
-function stackTemplate(n: number): Record<string, unknown> {
-  // A /16 holds 65K addresses: enough for the full run's 10K ports.
-  return {
-    heat_template_version: '2018-08-31',
-    resources: {
-      net: { type: 'OS::Neutron::Net', properties: { name: 'bench-net' } },
-      subnet: { type: 'OS::Neutron::Subnet', properties: { network: { get_resource: 'net' }, cidr: '10.0.0.0/16' } },
-      servers: {
-        type: 'OS::Heat::ResourceGroup',
-        properties: {
-          count: n,
-          resource_def: {
-            type: 'member.yaml',
-            properties: { name: 'srv-%index%', network: { get_resource: 'net' }, subnet: { get_resource: 'subnet' } },
-          },
-        },
-      },
-    },
-  };
-}
 
 /** Timestamps (ms) of one group member's cloud objects, from the sim's change feed. */
 interface MemberTrace {
@@ -296,7 +246,7 @@ async function main(): Promise<void> {
     const deadlineMs = quick ? 300_000 : 3_600_000;
     const t0 = performance.now();
     const t0Wall = Date.now();
-    const ref = await client.createStack({ tenant: TENANT, name: 'cloud-bench', template: stackTemplate(n), files: { 'member.yaml': MEMBER_TEMPLATE } });
+    const ref = await client.createStack({ tenant: TENANT, name: 'cloud-bench', ...serverFleet('srv', n) });
 
     // Resources converged over time from the engine's events; the last physical id of each path.
     const points: Array<{ t: number; converged: number }> = [{ t: 0, converged: 0 }];

@@ -22,6 +22,7 @@ import { Engine } from '@kiln/engine';
 import { SimCloudClient } from '@kiln/sim-cloud';
 import { CompletedResources, sampleSeries, waitSettled, type Point } from './lib/converge.js';
 import { loadAverage, peakRssMiB, say, startEngine, startSim, stopRole, type RoleProcess } from './lib/procs.js';
+import { serverFleet } from './lib/server-fleet.js';
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const quick = process.argv.includes('--quick');
@@ -34,52 +35,6 @@ const PARTITIONS = 64;
 const TENANT = 'bench';
 const ENGINES = 3;
 const KILL_AT = 1 / 3;
-
-const MEMBER_TEMPLATE = `heat_template_version: 2018-08-31
-parameters:
-  name: {type: string}
-  network: {type: string}
-  subnet: {type: string}
-resources:
-  port:
-    type: OS::Neutron::Port
-    properties:
-      network: {get_param: network}
-      fixed_ips: [{subnet: {get_param: subnet}}]
-  server:
-    type: OS::Nova::Server
-    properties:
-      name: {get_param: name}
-      flavor: m1.tiny
-      image: cirros-0.6.2-x86_64-disk
-      networks: [{port: {get_resource: port}}]
-  volume:
-    type: OS::Cinder::Volume
-    properties:
-      size: 1
-  attachment:
-    type: OS::Cinder::VolumeAttachment
-    properties:
-      instance_uuid: {get_resource: server}
-      volume_id: {get_resource: volume}
-`;
-
-function stackTemplate(name: string): Record<string, unknown> {
-  return {
-    heat_template_version: '2018-08-31',
-    resources: {
-      net: { type: 'OS::Neutron::Net', properties: { name: `${name}-net` } },
-      subnet: { type: 'OS::Neutron::Subnet', properties: { network: { get_resource: 'net' }, cidr: '10.0.0.0/16' } },
-      servers: {
-        type: 'OS::Heat::ResourceGroup',
-        properties: {
-          count: n,
-          resource_def: { type: 'member.yaml', properties: { name: `${name}-%index%`, network: { get_resource: 'net' }, subnet: { get_resource: 'subnet' } } },
-        },
-      },
-    },
-  };
-}
 
 interface Run {
   /** Seconds to READY (or to FAILED: see status). */
@@ -94,7 +49,7 @@ interface Run {
 async function converge(client: Engine, name: string, kill: RoleProcess | undefined, deadlineMs: number): Promise<Run> {
   const stackResources = 5 * n + 3;
   const t0 = performance.now();
-  const ref = await client.createStack({ tenant: TENANT, name, template: stackTemplate(name), files: { 'member.yaml': MEMBER_TEMPLATE } });
+  const ref = await client.createStack({ tenant: TENANT, name, ...serverFleet(name, n) });
   const created = new CompletedResources(client, ref.id, 'CREATE');
   const faults: Run['faults'] = [];
   const sampler = sampleSeries(t0, async () => {
