@@ -19,7 +19,7 @@ import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, typ
 import { resourceOfKey } from './changes.js';
 import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
 import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
-import { stackAddress, stackBehavior, type StackState } from './stack.js';
+import { stackAddress, stackBehavior, type FanoutHold, type StackState } from './stack.js';
 import { HotTemplateAdapter } from './template-adapter.js';
 import { DEFAULT_HEAL, type HealConfig } from './heal.js';
 import { deepEqual } from './provider.js';
@@ -55,6 +55,12 @@ export interface EngineOptions {
   types?: readonly ResourceType[];
   /** Heal: observe intervals and the per-stack repair rate (defaults in DEFAULT_HEAL). Must match across engines. */
   heal?: Partial<HealConfig>;
+  /**
+   * How long a newer generation of a template stack waits for the shards to finish the one they
+   * hold before it is fanned out anyway (DEFAULT_FANOUT_HOLD: 2 ms per resource, at most 30 s).
+   * Should match across engines.
+   */
+  fanoutHold?: FanoutHold;
   /** Run a runtime node (work on actors). False: an API client only. Default true. */
   worker?: boolean;
   logger?: Logger;
@@ -241,7 +247,7 @@ export class Engine {
     if (this.opts.worker !== false) {
       this.runtime = await Runtime.start({
         connection: this.nc,
-        behaviors: [stackBehavior({ template, types: this.types, tree, heal }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
+        behaviors: [stackBehavior({ template, types: this.types, tree, heal, ...(this.opts.fanoutHold ? { fanoutHold: this.opts.fanoutHold } : {}) }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
         tasks: { provider: this.providerTask() },
         partitions: this.partitions,
         prefix: this.prefix,
@@ -347,8 +353,8 @@ export class Engine {
    * nor the supervisor's record has to carry it and a template larger than a third of
    * max_payload still works.
    */
-  private async putSpec(id: string, key: string, doc: SpecDoc): Promise<void> {
-    const bytes = encode(doc);
+  private async putSpec(id: string, key: string, doc: SpecDoc | Uint8Array): Promise<void> {
+    const bytes = doc instanceof Uint8Array ? doc : encode(doc);
     const n = Math.max(1, Math.ceil(bytes.length / SPEC_CHUNK_BYTES));
     await Promise.all(Array.from({ length: n }, (_, i) => this.specs.put(`${id}.${key}.${i}`, bytes.subarray(i * SPEC_CHUNK_BYTES, (i + 1) * SPEC_CHUNK_BYTES))));
     await this.specs.put(`${id}.${key}`, encode({ chunks: n, size: bytes.length }));
@@ -543,58 +549,78 @@ export class Engine {
     next: ((load: () => Promise<SpecDoc>, e: { id: string; value: RegistryEntry }) => Promise<SpecDoc>) | null,
   ): Promise<GenerationRef> {
     const id = await this.resolve(ref);
-    for (let attempt = 0; ; attempt++) {
-      const e = await this.entry(id);
-      // A retry of a write whose answer was lost: the same answer. If nothing newer was written,
-      // its message to the supervisor is sent again (the first attempt may have died before
-      // sending it; the supervisor ignores a generation it has).
-      if (e && requestId !== undefined && e.value.request?.id === requestId) {
-        if (e.value.request.gen === e.value.gen) await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
-        return { id, name: e.value.name, generation: e.value.request.gen };
-      }
-      if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
-      const gen = e.value.gen + 1;
-      const doc = next ? await next(() => this.getSpec(id, e.value.spec), { id, value: e.value }) : null;
-      const specKey = doc ? `${gen}-${randomUUID().slice(0, 8)}` : e.value.spec;
-      const entry: RegistryEntry = {
-        tenant: e.value.tenant,
-        name: e.value.name,
-        gen,
-        ...(op === 'delete' ? { deleted: true } : {}),
-        spec: specKey,
-        ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
-        ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
-        ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
-      };
-      if (doc) await this.putSpec(id, specKey, doc);
-      let won: boolean;
-      try {
-        won = await this.firstWriteAfter(`id.${id}`, e.revision, await this.kv.update(`id.${id}`, encode(entry), e.revision));
-      } catch (err) {
-        won = false;
-        if (attempt >= 20) {
-          if (doc) await this.dropSpec(id, specKey);
-          throw new KilnError('CONFLICT', `Stack ${e.value.name} is being changed concurrently`, { cause: err });
+    // A spec this call stored for a write that lost its race: the next attempt reuses it when it
+    // writes the same spec (concurrent writers would otherwise store their spec once per lost race).
+    let stored: { key: string; bytes: Uint8Array } | null = null;
+    const referenced = (v: RegistryEntry | undefined, key: string) => v?.spec === key || v?.prevSpec === key;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const e = await this.entry(id);
+        // A retry of a write whose answer was lost: the same answer. If nothing newer was written,
+        // its message to the supervisor is sent again (the first attempt may have died before
+        // sending it; the supervisor ignores a generation it has).
+        if (e && requestId !== undefined && e.value.request?.id === requestId) {
+          if (e.value.request.gen === e.value.gen) await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
+          return { id, name: e.value.name, generation: e.value.request.gen };
         }
+        if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
+        const gen = e.value.gen + 1;
+        const doc = next ? await next(() => this.getSpec(id, e.value.spec), { id, value: e.value }) : null;
+        const bytes = doc ? encode(doc) : null;
+        const kept: { key: string; bytes: Uint8Array } | null = stored;
+        // Not reused when the entry names it (a write stored out of order, see firstWriteAfter).
+        const reuse: boolean = !!kept && !!bytes && !referenced(e.value, kept.key) && Buffer.compare(kept.bytes, bytes) === 0;
+        if (kept && !reuse && !referenced(e.value, kept.key)) await this.dropSpec(id, kept.key);
+        stored = null;
+        // A reused key keeps the generation of its first attempt (the key only has to be unique).
+        const specKey: string = reuse ? kept!.key : doc ? `${gen}-${randomUUID().slice(0, 8)}` : e.value.spec;
+        const entry: RegistryEntry = {
+          tenant: e.value.tenant,
+          name: e.value.name,
+          gen,
+          ...(op === 'delete' ? { deleted: true } : {}),
+          spec: specKey,
+          ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
+          ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
+          ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
+        };
+        if (bytes && !reuse) await this.putSpec(id, specKey, bytes);
+        let won: boolean;
+        try {
+          won = await this.firstWriteAfter(`id.${id}`, e.revision, await this.kv.update(`id.${id}`, encode(entry), e.revision));
+        } catch (err) {
+          won = false;
+          if (attempt >= 20) {
+            if (doc) await this.dropSpec(id, specKey);
+            throw new KilnError('CONFLICT', `Stack ${e.value.name} is being changed concurrently`, { cause: err });
+          }
+        }
+        if (!won) {
+          this.log.info({ stack: id, generation: gen, attempt }, 'registry write lost a race: taking the next generation');
+          // A concurrent writer took this generation: take the next. A refused write's spec is
+          // ours alone (kept for the retry, dropped unless it writes the same); a write stored out
+          // of order stays referenced as the entry's spec until the retry replaces it.
+          if (bytes) stored = { key: specKey, bytes };
+          continue;
+        }
+        // Only the current and the previous desired states are ever read again.
+        if (doc && e.value.prevSpec !== undefined && e.value.prevSpec !== e.value.spec) await this.dropSpec(id, e.value.prevSpec);
+        // The name is free again once a delete is accepted (Heat: after DELETE_COMPLETE), and no
+        // desired spec of the stack will be read again.
+        if (op === 'delete') {
+          await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
+          await Promise.all([e.value.spec, e.value.prevSpec].filter((k) => k !== undefined).map((k) => this.dropSpec(id, k)));
+        }
+        await this.desire(id, op, entry, doc);
+        return { id, name: e.value.name, generation: gen };
       }
-      if (!won) {
-        this.log.info({ stack: id, generation: gen, attempt }, 'registry write lost a race: taking the next generation');
-        // A concurrent writer took this generation: take the next. A refused write's spec is
-        // ours alone; a write stored out of order stays referenced as the entry's spec until
-        // the retry replaces it.
-        if (doc && (await this.entry(id))?.value.spec !== specKey) await this.dropSpec(id, specKey);
-        continue;
+    } finally {
+      // Left after a lost race (a later attempt threw or answered a repeated request).
+      if (stored) {
+        const key = (stored as { key: string }).key;
+        const cur = await this.entry(id).catch(() => null);
+        if (!referenced(cur?.value, key)) await this.dropSpec(id, key);
       }
-      // Only the current and the previous desired states are ever read again.
-      if (doc && e.value.prevSpec !== undefined && e.value.prevSpec !== e.value.spec) await this.dropSpec(id, e.value.prevSpec);
-      // The name is free again once a delete is accepted (Heat: after DELETE_COMPLETE), and no
-      // desired spec of the stack will be read again.
-      if (op === 'delete') {
-        await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
-        await Promise.all([e.value.spec, e.value.prevSpec].filter((k) => k !== undefined).map((k) => this.dropSpec(id, k)));
-      }
-      await this.desire(id, op, entry, doc);
-      return { id, name: e.value.name, generation: gen };
     }
   }
 

@@ -66,6 +66,8 @@ export interface Incarnation {
   readonly resend?: boolean;
   /** Nested: the group capacity overrides its child was last sent. */
   readonly overrides?: Readonly<Record<string, number>> | null;
+  /** Nested: the resource_facade its child was last sent (absent in records written before it was kept). */
+  readonly facade?: ResourceFacade;
   /**
    * Nested: the READY child stack is repairing drift (it said CONVERGING); the resource is not
    * settled until the child says READY again (or a new action on it completes).
@@ -340,7 +342,7 @@ class Step {
       case 'child': {
         const op = d.op;
         if (!op || op.id !== msg.token) return this.childChanged(msg);
-        if (msg.state === 'FAILED') return this.fail({ code: 'RESOURCE_FAILED', message: msg.reason ?? 'Nested stack failed', transient: false });
+        if (msg.state === 'FAILED') return this.fail({ code: 'RESOURCE_FAILED', message: msg.reason ?? 'Nested stack failed', transient: false }, !!msg.replaceable);
         if (op.action === 'delete' ? msg.state !== 'GONE' : msg.state !== 'READY') return;
         const type = this.deps.types.get(this.typeNameOf(op));
         const attrs = type && type.kind === 'nested' ? type.attrsFromOutputs(msg.outputs) : {};
@@ -509,7 +511,8 @@ class Step {
         (!!cur.resend ||
           !deepEqual(cur.nested ?? null, def.nestedTemplate ?? null) ||
           !!cur.attributesRead !== !!def.attributesRead ||
-          !deepEqual(cur.overrides ?? null, def.childOverrides ?? null));
+          !deepEqual(cur.overrides ?? null, def.childOverrides ?? null) ||
+          (cur.facade !== undefined && !deepEqual(cur.facade, this.childFacade(def))));
       if (nestedChanged || cur.type !== def.type || !deepEqual(cur.props, props)) return waitsForBatch ? false : this.startAction('update', type, cur.n, props);
       d.current = { ...cur, gen: G, type: def.type };
       this.becomeReady(G);
@@ -789,13 +792,7 @@ class Step {
     const made = type.child(policy?.ok ? { ...req, updatePolicy: policy.value } : req, d.def?.nestedTemplate as never);
     if ('error' in made) return this.fail(made.error);
     const child = made as ChildSpec;
-    // resource_facade in the child stack reads this resource's sections (Heat's defaults when absent).
-    const metadata = d.def?.metadata ? this.resolveProps(d.def, d.def.metadata) : null;
-    const facade: ResourceFacade = {
-      metadata: (metadata?.ok ? metadata.value : null) ?? {},
-      deletion_policy: d.def?.deletionPolicy ?? 'Delete',
-      update_policy: (policy?.ok ? policy.value : null) ?? {},
-    };
+    const facade = this.childFacade(d.def);
     const m: StackMsg = {
       kind: 'setDesired',
       op: op.action === 'create' ? 'create' : 'update',
@@ -808,6 +805,20 @@ class Step {
       parent: { addr: this.ctx.self, token: op.id },
     };
     this.effects.push({ type: 'send', to, msg: m });
+  }
+
+  /**
+   * resource_facade in the child stack reads this resource's sections, resolved (Heat's defaults
+   * when absent); a change of them alone re-sends the child's desire.
+   */
+  private childFacade(def: ResourceDef | null): ResourceFacade {
+    const metadata = def?.metadata ? this.resolveProps(def, def.metadata) : null;
+    const policy = def?.updatePolicy ? this.resolveProps(def, def.updatePolicy) : null;
+    return {
+      metadata: (metadata?.ok ? metadata.value : null) ?? {},
+      deletion_policy: def?.deletionPolicy ?? 'Delete',
+      update_policy: (policy?.ok ? policy.value : null) ?? {},
+    };
   }
 
   /** A child stack's resources publish under this resource's path. */
@@ -847,6 +858,7 @@ class Step {
             nested: d.def?.nestedTemplate ?? null,
             attributesRead: !!d.def?.attributesRead,
             ...(d.def?.childOverrides ? { overrides: d.def.childOverrides } : {}),
+            facade: this.childFacade(d.def ?? null),
           }
         : {}),
     };
@@ -860,7 +872,8 @@ class Step {
     if (op.gen === d.gen) this.becomeReady(op.gen);
   }
 
-  private fail(error: ProviderError): void {
+  /** `childReplaceable`: a child stack failed by broken physical resources only (see MemberReport.replaceable). */
+  private fail(error: ProviderError, childReplaceable = false): void {
     const d = this.d;
     const op = d.op;
     const action: HeatAction = op?.action === 'delete' ? 'DELETE' : op?.action === 'create' && !d.current ? 'CREATE' : 'UPDATE';
@@ -871,11 +884,14 @@ class Step {
     // An update of an object deleted behind Kiln's back (RESOURCE_GONE) is repaired by a new one too.
     const gone = error.code === 'RESOURCE_GONE' && op?.kind === 'task' && op.action === 'update';
     if (gone) error = { ...error, transient: true };
-    const broken = error.transient && (REPLACE_CODES.has(error.code) || gone) && op?.kind === 'task' && op.action !== 'delete';
+    // A group member whose child stack failed that way (a template member whose server never
+    // booted) is replaced whole, like a broken task member; a template error stays permanent.
+    const brokenChild = childReplaceable && op?.kind === 'nested' && op.action !== 'delete' && this.isGroupMember();
+    const broken = brokenChild || (error.transient && (REPLACE_CODES.has(error.code) || gone) && op?.kind === 'task' && op.action !== 'delete');
     // A group member is disposable and its group is refilled without intervention: its
     // replacements are not capped (the backoff still grows, up to its cap).
     const uncapped = outage || (broken && this.isGroupMember());
-    const retried = error.transient && (uncapped || d.attempt + 1 < MAX_TRANSIENT_ATTEMPTS);
+    const retried = (error.transient || brokenChild) && (uncapped || d.attempt + 1 < MAX_TRANSIENT_ATTEMPTS);
     // A create retried under the same incarnation (same key) finds what it may have made; only
     // one that is replaced or given up leaves something to clean up by key.
     if (op?.kind === 'task' && op.action === 'create' && !outage && (broken || !retried)) this.keepForCleanup(op);
@@ -886,6 +902,8 @@ class Step {
         // failed one is deleted by key later), a failed update marks the incarnation failed so
         // the next decision replaces it.
         if (op.action === 'update' && d.current?.n === op.inc) d.current = { ...d.current, failed: true };
+        // The failed child goes among the old incarnations (deleted), the next try is a new one.
+        if (brokenChild && op.action === 'create') this.keepFailedChild(op, true);
       } else if (op?.action === 'create') {
         // The retry reuses the incarnation, hence the idempotency key: the provider finds a
         // create that did happen instead of making a second one.
@@ -917,7 +935,7 @@ class Step {
       this.setStatus(action, 'FAILED', reason, op.gen);
       return;
     }
-    this.permanent(reason, action);
+    this.permanent(reason, action, broken || childReplaceable);
   }
 
   /**
@@ -938,7 +956,7 @@ class Step {
    * generation updates it in place (`resend`) and a delete deletes it. A failed replacement child
    * goes among the old incarnations, to be deleted.
    */
-  private keepFailedChild(op: Op): void {
+  private keepFailedChild(op: Op, replacing = false): void {
     const d = this.d;
     const child = childStackId(d.stackId, d.name, op.inc);
     const inc: Incarnation = {
@@ -956,7 +974,7 @@ class Step {
       ...(d.def?.childOverrides ? { overrides: d.def.childOverrides } : {}),
       resend: true,
     };
-    if (d.current) d.old = [...d.old, { ...inc, failed: true }] as Draft<Incarnation>[];
+    if (d.current || replacing) d.old = [...d.old, { ...inc, failed: true, ...(replacing ? { createFailed: true } : {}) }] as Draft<Incarnation>[];
     else d.current = inc as Draft<Incarnation>;
   }
 
@@ -966,12 +984,12 @@ class Step {
   }
 
   /** No right action exists at this generation: report FAILED with the reason; a newer generation retries. */
-  private permanent(reason: string, action?: HeatAction): void {
+  private permanent(reason: string, action?: HeatAction, replaceable = false): void {
     const d = this.d;
     d.failedGen = d.gen;
     d.attempt = 0;
     this.setStatus(action ?? (d.def === null ? 'DELETE' : d.current ? 'UPDATE' : 'CREATE'), 'FAILED', reason);
-    this.report('failed', reason);
+    this.report('failed', reason, replaceable);
   }
 
   private becomeReady(G: number): void {
@@ -1009,7 +1027,7 @@ class Step {
     d.notify = gone ? [] : [...d.requires];
   }
 
-  private report(state: MemberReport['state'], reason?: string): void {
+  private report(state: MemberReport['state'], reason?: string, replaceable = false): void {
     const d = this.d;
     if (!d.parent) return;
     if (d.reported && d.reported.gen === d.gen && d.reported.state === state) return;
@@ -1023,6 +1041,7 @@ class Step {
       state,
       name: d.name,
       ...(reason !== undefined ? { reason } : {}),
+      ...(replaceable ? { replaceable: true } : {}),
       ...(d.collect && cur && state === 'settled'
         ? { ref: type?.reference ? type.reference(cur.physicalId, cur.attrs) : cur.physicalId, attrs: cur.attrs }
         : {}),

@@ -51,6 +51,8 @@ export interface ShardState {
   readonly childUnhealthy?: Readonly<Record<number, readonly number[]>>;
   /** Group shards: the tree node this shard is (level, index range). */
   readonly range?: { readonly level: number; readonly lo: number; readonly hi: number } | null;
+  /** A failure at this generation that is not replaceable (see MemberReport.replaceable). */
+  readonly fatal?: boolean;
   /** Rollout: the open batch's member range within this shard and the children still working on it. */
   readonly batch?: { readonly lo: number; readonly hi: number; readonly waiting: number; readonly failed: number; readonly done: boolean } | null;
 }
@@ -176,6 +178,7 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
       d.lo = msg.group && msg.group.level === 0 ? msg.group.lo : null;
       d.range = msg.group ? { level: msg.group.level, lo: msg.group.lo, hi: msg.group.hi } : null;
       d.batch = null;
+      d.fatal = false;
       d.collect = !!msg.group?.spec.collect;
       if (msg.named) {
         d.inner = false;
@@ -347,6 +350,7 @@ function onMember(d: Draft<ShardState>, m: MemberReport): void {
   setBit(d[m.state] as number[], m.slot, true);
   d.counts[m.state]++;
   if (m.state === 'failed' && !d.reason) d.reason = `${m.name}: ${m.reason ?? 'failed'}`;
+  if (m.state === 'failed' && !m.replaceable) d.fatal = true;
   if (d.collect && m.state === 'settled') d.collected[m.slot] = [{ name: m.name, ref: m.ref ?? null, attrs: (m.attrs ?? {}) as Record<string, unknown> }];
   if (d.collect && m.state !== 'settled') delete d.collected[m.slot];
 }
@@ -360,6 +364,7 @@ function onChild(d: Draft<ShardState>, m: ShardReport): void {
   setBit(d.settled as number[], slot, complete);
   setBit(d.failed as number[], slot, m.failed > 0);
   if (m.failed > 0 && !d.reason && m.reason) d.reason = m.reason;
+  if (m.failed > 0 && !m.replaceable) d.fatal = true;
   if (d.collect && m.members) d.collected[slot] = m.members as GroupMemberData[];
   if (d.childUnhealthy === undefined) d.childUnhealthy = {};
   if (m.unhealthy?.length) d.childUnhealthy[slot] = [...m.unhealthy];
@@ -429,6 +434,7 @@ function maybeReport(d: Draft<ShardState>, effects: Effect[], ctx: MessageContex
     gen: d.gen,
     ...counts,
     ...(d.reason ? { reason: d.reason } : {}),
+    ...(counts.failed > 0 && !d.fatal ? { replaceable: true } : {}),
     ...(wasDone && !allDone ? { repairing: true } : {}),
     ...(members ? { members } : {}),
     ...(unhealthy.length ? { unhealthy } : {}),

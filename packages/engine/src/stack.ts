@@ -71,8 +71,8 @@ export interface StackState {
   readonly desiredNames: readonly string[];
   /** Group: index range that may hold members. */
   readonly highWater: number;
-  /** Shard reports of the current generation, by shard address. */
-  readonly shards: Readonly<Record<string, { settled: number; failed: number; gone: number; total: number; done: boolean; reason: string; unhealthy?: readonly number[] }>>;
+  /** Shard reports of the fanned generation (the current one unless a newer one is held), by shard address. */
+  readonly shards: Readonly<Record<string, { settled: number; failed: number; gone: number; total: number; done: boolean; reason: string; replaceable?: boolean; unhealthy?: readonly number[] }>>;
   readonly shardCount: number;
   readonly scope: ResolveScope | null;
   readonly outputExprs: Readonly<Record<string, { value: unknown; description?: string; requires: readonly string[] }>>;
@@ -86,6 +86,49 @@ export interface StackState {
   readonly repairQueue: readonly string[];
   /** Group rollout of the current generation (update_policy): the batch in flight. */
   readonly rollout?: Rollout | null;
+  /**
+   * The generation whose desires the shards hold (absent in records written before: `gen`), and
+   * when it was fanned out. Behind `gen` only while `pending` holds the newest generation.
+   */
+  readonly fanned?: number;
+  readonly fannedAt?: number;
+  /**
+   * The newest generation of a template stack, not yet fanned out because the shards still work
+   * on `fanned` (see `holdMs`): a newer one replaces it, so superseded generations cost no
+   * per-resource work.
+   */
+  readonly pending?: PendingGeneration | null;
+}
+
+/** What a held generation needs at its fan-out (the rest of its `setDesired` is applied on receipt). */
+export interface PendingGeneration {
+  readonly op: StackOp;
+  readonly spec?: StackSpec;
+  readonly overrides?: Readonly<Record<string, number>>;
+  readonly adopt?: Readonly<Record<string, AdoptedResource>>;
+}
+
+/**
+ * How long a newer generation waits for the fanned one to finish before it is fanned out anyway
+ * (a generation stuck on a long wait or an outage must not hold the newest back): about what a
+ * generation of that size takes to converge, so a quick succession of updates to a large stack
+ * fans out once per convergence instead of once per update, while a small stack re-targets at
+ * once.
+ */
+export interface FanoutHold {
+  readonly perResourceMs: number;
+  readonly maxMs: number;
+}
+export const DEFAULT_FANOUT_HOLD: FanoutHold = { perResourceMs: 2, maxMs: 30_000 };
+
+function holdMs(s: StackState, hold: FanoutHold): number {
+  return Math.min(hold.maxMs, hold.perResourceMs * s.known.length);
+}
+
+/** Whether the fanned generation is over for the purpose of fanning out a newer one: all done, or failing. */
+function fannedSettled(s: StackState): boolean {
+  const entries = Object.values(s.shards);
+  return entries.some((x) => x.failed > 0) || (entries.length === s.shardCount && entries.every((x) => x.done));
 }
 
 /**
@@ -108,6 +151,7 @@ export interface StackDeps {
   readonly types: TypeRegistry;
   readonly tree?: TreeConfig;
   readonly heal?: HealConfig;
+  readonly fanoutHold?: FanoutHold;
 }
 
 type Msg = StackMsg | ResourceMsg | TimerFired;
@@ -142,6 +186,9 @@ export function initialStackState(self: string): StackState {
     repairBucket: null,
     repairQueue: [],
     rollout: null,
+    fanned: 0,
+    fannedAt: 0,
+    pending: null,
   };
 }
 
@@ -169,7 +216,8 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       const ev: EngineEvent = { tenant: d.tenant, stackId: d.stackId, stackName: d.name, gen: d.gen, action, status, reason, ts: ctx.now };
       effects.push({ type: 'emit', subject: eventSubjectTail(d.tenant, d.stackId), event: ev });
     };
-    const setStatus = (status: StackStatus, heatStatus: HeatStatus, reason: string) => {
+    /** `replaceable`: FAILED by broken physical resources only (a parent group replaces the member). */
+    const setStatus = (status: StackStatus, heatStatus: HeatStatus, reason: string, replaceable = false) => {
       if (d.status === status && d.heatStatus === heatStatus && d.reason === reason) return;
       d.status = status;
       d.heatStatus = heatStatus;
@@ -183,6 +231,7 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
           state: status === 'READY' ? 'READY' : status === 'DELETED' ? 'GONE' : 'FAILED',
           outputs: childOutputs(d as StackState),
           ...(status === 'FAILED' ? { reason } : {}),
+          ...(status === 'FAILED' && replaceable ? { replaceable: true } : {}),
         };
         effects.push({ type: 'send', to: d.parent.addr, msg: m });
       }
@@ -203,11 +252,41 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       }
     }
 
+    /** Plans the current generation and sends the shards their slices (a template stack). */
+    function fanOut(g: PendingGeneration): void {
+      if (d.pending) effects.push({ type: 'cancelTimer', name: 'fanout' });
+      d.pending = null;
+      d.fanned = d.gen;
+      d.fannedAt = ctx.now;
+      d.shards = {};
+      d.collected = {};
+      let planned: readonly PlannedResource[] = [];
+      if (!removesStack(g.op)) {
+        try {
+          if (!g.spec) throw new Error(`Generation ${d.gen} carries no desired spec`);
+          const plan = deps.template.plan(g.spec, { stackId: d.stackId, stackName: d.name });
+          planned = applyDesiredExtras(withImplicitDependencies(plan.resources, deps.types), g.overrides, g.adopt);
+          d.scope = plan.scope as Draft<ResolveScope>;
+          d.outputExprs = plan.outputs as Draft<StackState['outputExprs']>;
+        } catch (e) {
+          // An invalid template: no right action exists for this generation (nothing is out for it).
+          d.shardCount = 0;
+          const reason = isKilnError(e) ? e.message : e instanceof Error ? e.message : String(e);
+          setStatus('FAILED', 'FAILED', reason);
+          return;
+        }
+      } else {
+        d.outputExprs = {};
+      }
+      fanOutNamed(d, planned, effects, tree);
+    }
+
     switch (msg.kind) {
       case 'setDesired': {
         let spec: StackSpec | undefined;
         const gen = msg.gen ?? d.gen + 1;
         if (gen <= d.gen) return;
+        const fannedBefore = d.fanned ?? d.gen;
         d.gen = gen;
         d.op = msg.op;
         d.name = msg.name || d.name;
@@ -219,12 +298,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         d.action = OP_ACTION[msg.op];
         // Members known to be failed or repairing (as last reported): scale-in may remove them first.
         const unhealthy = Object.values(d.shards).flatMap((sh) => sh.unhealthy ?? []);
-        d.shards = {};
-        d.collected = {};
         d.outputs = null;
         if (!removesStack(msg.op) && msg.spec) {
-          // The spec itself is not kept: it is planned now, and the engine's spec store holds it
-          // for later patches and cancels (a large template would otherwise outgrow the record).
+          // The spec itself is not kept past its fan-out (only while held, see `pending`): the
+          // engine's spec store holds it for later patches and cancels.
           d.timeoutMins = msg.spec.timeoutMins ?? 0;
           spec = msg.spec;
         }
@@ -245,32 +322,34 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         if (!removesStack(msg.op)) effects.push({ type: 'setTimer', name: 'timeout', at: ctx.now + timeoutMins * 60_000, msg: { gen } });
         else effects.push({ type: 'cancelTimer', name: 'timeout' });
         if (d.group || msg.group) {
+          d.shards = {};
+          d.collected = {};
+          d.fanned = gen;
+          d.fannedAt = ctx.now;
           fanOutGroup(d, msg.op, effects, tree);
           return openNextBatch(d, effects, tree);
         }
-        let planned: readonly PlannedResource[] = [];
-        if (!removesStack(msg.op)) {
-          try {
-            if (!spec) throw new Error(`Generation ${gen} carries no desired spec`);
-            const plan = deps.template.plan(spec, { stackId: d.stackId, stackName: d.name });
-            planned = applyDesiredExtras(withImplicitDependencies(plan.resources, deps.types), msg.overrides, msg.adopt);
-            d.scope = plan.scope as Draft<ResolveScope>;
-            d.outputExprs = plan.outputs as Draft<StackState['outputExprs']>;
-          } catch (e) {
-            // An invalid template: no right action exists for this generation.
-            const reason = isKilnError(e) ? e.message : e instanceof Error ? e.message : String(e);
-            setStatus('FAILED', 'FAILED', reason);
-            return;
-          }
-        } else {
-          d.outputExprs = {};
+        const next: PendingGeneration = { op: msg.op, ...(spec ? { spec } : {}), ...(msg.overrides ? { overrides: msg.overrides } : {}), ...(msg.adopt ? { adopt: msg.adopt } : {}) };
+        // Shards still busy with an older generation: hold this one (replacing any held before)
+        // until they finish or the hold runs out. A delete never waits.
+        if (!removesStack(msg.op) && fannedBefore > 0 && !fannedSettled(d as StackState)) {
+          d.fanned = fannedBefore;
+          // The hold counts from the fan-out: armed once, by the first generation held.
+          if (!d.pending) effects.push({ type: 'setTimer', name: 'fanout', at: (d.fannedAt ?? ctx.now) + holdMs(d as StackState, deps.fanoutHold ?? DEFAULT_FANOUT_HOLD) });
+          d.pending = next as Draft<PendingGeneration>;
+          return;
         }
-        fanOutNamed(d, planned, effects, tree);
+        fanOut(next);
         return;
       }
       case 'shardReport': {
-        if (msg.gen !== d.gen) return;
+        if (msg.gen !== (d.fanned ?? d.gen)) return;
         onShardReport(d, msg);
+        if (d.pending) {
+          // The fanned generation is superseded: its outcome only decides when the newest goes out.
+          if (fannedSettled(d as StackState)) fanOut(d.pending as PendingGeneration);
+          return;
+        }
         break;
       }
       case 'ready': {
@@ -304,6 +383,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       }
       case '$timer': {
         if (msg.name === 'repair') return grantRepairs();
+        if (msg.name === 'fanout') {
+          if (d.pending) fanOut(d.pending as PendingGeneration);
+          return;
+        }
         if (msg.name === 'batch') {
           if ((msg.msg as { gen?: number } | undefined)?.gen === d.gen && d.rollout?.waiting === 0) openNextBatch(d, effects, tree);
           return;
@@ -336,7 +419,7 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       setStatus('READY', 'COMPLETE', `Stack ${d.action} completed successfully`);
       effects.push({ type: 'cancelTimer', name: 'timeout' });
     } else if (failed.length > 0 && d.status !== 'FAILED') {
-      setStatus('FAILED', 'FAILED', failed[0]?.reason || 'Resource failed');
+      setStatus('FAILED', 'FAILED', failed[0]?.reason || 'Resource failed', failed.every((s) => s.replaceable));
     } else if (failed.length === 0 && d.status === 'READY' && msg.kind === 'shardReport' && msg.repairing) {
       // A settled resource is repairing drift (heal): converging again until it settles (Heat's
       // pair CHECK_IN_PROGRESS, then CHECK_COMPLETE); a parent resource shows its child stack
@@ -359,6 +442,7 @@ function onShardReport(d: Draft<StackState>, m: ShardReport): void {
     total: m.total,
     done: m.settled + m.gone === m.total && m.failed === 0,
     reason: m.reason ?? '',
+    ...(m.replaceable ? { replaceable: true } : {}),
     ...(m.unhealthy?.length ? { unhealthy: [...m.unhealthy] } : {}),
   };
   if (m.members) d.collected[m.shard] = m.members as GroupMemberData[];

@@ -182,6 +182,8 @@ export type ResourceMsg =
       readonly state: 'READY' | 'FAILED' | 'GONE' | 'CONVERGING';
       readonly outputs: Record<string, unknown>;
       readonly reason?: string;
+      /** FAILED by broken physical resources only (no template or property error): a new copy may work. */
+      readonly replaceable?: boolean;
     };
 
 /** A member's (resource's) report to its parent (shard or supervisor). */
@@ -192,6 +194,11 @@ export interface MemberReport {
   /** `repairing`: was settled at this generation, now repairing drift (not done until settled again). */
   readonly state: 'settled' | 'failed' | 'gone' | 'repairing';
   readonly reason?: string;
+  /**
+   * Failed: by a broken physical resource (replacements given up, or a child stack failed that
+   * way), not by a template, property or provider error — a new copy may work.
+   */
+  readonly replaceable?: boolean;
   readonly name: string;
   /** Present when the parent collects (group attributes). */
   readonly ref?: unknown;
@@ -209,6 +216,8 @@ export interface ShardReport {
   readonly gone: number;
   readonly total: number;
   readonly reason?: string;
+  /** Every failure below is replaceable (see MemberReport). */
+  readonly replaceable?: boolean;
   /** A shard that was done has a member repairing drift again (heal): the stack converges again. */
   readonly repairing?: boolean;
   /** Collected member data in slot order (group attributes), when asked for. */

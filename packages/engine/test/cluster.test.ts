@@ -36,8 +36,10 @@ test('on R3, concurrent writes to one stack from engines on different nodes each
   // nats-server < 2.9.21 can store two compare-and-set writes expecting the same revision on a
   // clustered stream (nats-server#4320); without the engine's check, pairs share a generation.
   const cluster = await NatsCluster.start(3);
-  const clients = await Promise.all(cluster.servers.map((url, i) => Engine.start({ servers: url, partitions: 8, replicas: 3, nodeId: `c${i}`, worker: i === 0 })));
+  const clients: Engine[] = [];
   try {
+    // Started inside the try: a start that times out still stops the cluster (else the suite hangs).
+    for (const [i, url] of cluster.servers.entries()) clients.push(await Engine.start({ servers: url, partitions: 8, replicas: 3, nodeId: `c${i}`, worker: i === 0 }));
     const t = (v: string) => ({ heat_template_version: '2021-04-16', resources: { v: { type: 'OS::Heat::Value', properties: { value: v } } } });
     const ref = await clients[0]!.createStack({ name: 'racy', template: t('0') });
     const gens: number[] = [1];

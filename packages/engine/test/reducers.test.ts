@@ -152,6 +152,97 @@ test('overlapping generations: gen 2 mid-way through gen 1, gen 3 mid-way throug
   }
 });
 
+/**
+ * Generation g of a 60-resource stack (as bench/overlap.ts): values change every 4 generations,
+ * a tenth of the names are absent in turn, and `slow` waits an hour in its update of `slowGen`.
+ */
+const overlapping = (g: number, slowGen = 2) =>
+  hot({
+    ...Object.fromEntries(
+      Array.from({ length: 60 }, (_, i) => i)
+        .filter((i) => i % 10 !== g % 10)
+        .map((i) => [`r${i}`, { type: 'OS::Heat::TestResource', properties: { value: `${Math.floor((g + (i % 4)) / 4)}-${i}` } }]),
+    ),
+    slow: { type: 'OS::Heat::TestResource', properties: { value: `s${g}`, ...(g === slowGen ? { action_wait_secs: { update: 3600 } } : {}) } },
+  });
+
+/** Records the generation of every desire a resource is sent. */
+function desireGens(sim: Sim): Set<number> {
+  const gens = new Set<number>();
+  const send = sim.send.bind(sim);
+  sim.send = (to, msg) => {
+    if ((msg as { kind?: string }).kind === 'desire') gens.add((msg as { gen: number }).gen);
+    send(to, msg);
+  };
+  return gens;
+}
+
+test('overlapping updates collapse: generations queued while the shards work are never fanned out, the result is the last one', () => {
+  for (const seed of ['c1', 'c2', 'c3']) {
+    const sim = new Sim({ seed, tree: { leaf: 8, fanout: 4 } });
+    create(sim, 's', { template: overlapping(1) });
+    sim.run();
+    const gens = desireGens(sim);
+    // Generation 2 is fanned out and stays busy (slow's hour-long wait); 3..12 arrive meanwhile.
+    for (let g = 2; g <= 12; g++) update(sim, 's', { template: overlapping(g) });
+    sim.run();
+    const st = sim.stack('s');
+    assert.is(st.status, 'READY', seed);
+    assert.is(st.gen, 12);
+    assert.equal([...gens].sort((a, b) => a - b), [2, 12], `${seed}: only the fanned generation and the newest reach resources`);
+    assert.ok(sim.events.filter((e) => e.resource).every((e) => [1, 2, 12].includes(e.gen)), 'no resource event of a skipped generation');
+    const stackEvents = sim.events.filter((e) => !e.resource && e.gen > 1);
+    assert.equal(stackEvents.filter((e) => e.status === 'IN_PROGRESS').map((e) => e.gen), [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'every generation starts');
+    assert.equal(stackEvents.filter((e) => e.status !== 'IN_PROGRESS').map((e) => `${e.gen} ${e.status}`), ['12 COMPLETE'], 'only the newest completes');
+    // The same as a direct create of generation 12.
+    const direct = new Sim({ seed, tree: { leaf: 8, fanout: 4 } });
+    create(direct, 's', { template: overlapping(12) });
+    direct.run();
+    const view = (x: Sim) => Object.fromEntries(Object.keys(x.live('s')).sort().map((n) => [n, x.resource('s', n)!.current!.props]));
+    assert.equal(view(sim), view(direct), seed);
+    assert.is(sim.physicalCount('res/s/'), Object.keys(direct.live('s')).length, 'no leftovers');
+  }
+});
+
+test('a held generation goes out as soon as the fanned one finishes, and a delete is never held', () => {
+  const sim = new Sim({ tree: { leaf: 8, fanout: 4 }, fanoutHold: { perResourceMs: 3_600_000, maxMs: 3_600_000 * 24 } });
+  create(sim, 's', { template: overlapping(1) });
+  sim.run();
+  const slowGen2 = (g: number) => {
+    const t = overlapping(g, 2) as { resources: Record<string, { properties: Record<string, unknown> }> };
+    if (g === 2) t.resources.slow!.properties.action_wait_secs = { update: 30 };
+    return t;
+  };
+  const t0 = sim.now;
+  for (let g = 2; g <= 5; g++) update(sim, 's', { template: slowGen2(g) });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sim.stack('s').gen, 5);
+  assert.ok(sim.now - t0 < 60_000, `generation 5 went out when 2 finished (30 s), not after the hold: ${sim.now - t0} ms`);
+  assert.is(sim.resource('s', 'slow')!.current!.props.value, 's5');
+  // A failing generation is superseded at once, even with another resource of it still waiting.
+  const failing = overlapping(6, 6) as { resources: Record<string, unknown> };
+  failing.resources.bad = { type: 'OS::Heat::TestResource', properties: { fail: true } };
+  const tf = sim.now;
+  update(sim, 's', { template: failing });
+  update(sim, 's', { template: overlapping(7) });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY', sim.stack('s').reason);
+  assert.is(sim.stack('s').gen, 7);
+  assert.ok(sim.now - tf < 60_000, `generation 7 went out when 6 failed: ${sim.now - tf} ms`);
+  assert.is(sim.resource('s', 'bad'), undefined, 'the failed resource of generation 6 is gone');
+  // An update stuck in a wait, then a delete: gone at once, nothing left.
+  update(sim, 's', { template: overlapping(8, 8) });
+  sim.step(20);
+  update(sim, 's', { template: overlapping(9) });
+  const t1 = sim.now;
+  sim.setDesired('s', { op: 'delete', name: 's' });
+  sim.run();
+  assert.is(sim.stack('s').status, 'DELETED');
+  assert.ok(sim.now - t1 < 60_000, 'the delete was not held');
+  assert.is(sim.physicalCount('res/s/'), 0);
+});
+
 test('delete during create ends deleted with nothing left', () => {
   for (const seed of ['d1', 'd2', 'd3']) {
     const sim = new Sim({ seed, tree: { leaf: 3, fanout: 2 } });
@@ -646,6 +737,41 @@ test('resource_facade in a nested stack returns the parent resource\'s metadata,
   assert.equal(all.update_policy, { pause: 2 });
   assert.equal(all.inner, { foo: 'bar' }, 'usable in the nested resources too');
   assert.equal(out.plain, [{}, 'Delete', {}], "Heat's defaults for a parent without those sections");
+});
+
+test('a change of a template resource\'s metadata or update_policy alone reaches its child stack (resource_facade)', () => {
+  const sim = new Sim();
+  const provider = JSON.stringify({
+    heat_template_version: '2016-10-14',
+    resources: { inner: { type: 'OS::Heat::Value', properties: { value: { resource_facade: 'metadata' } } } },
+    outputs: { inner: { value: { get_attr: ['inner', 'value'] } }, update_policy: { value: { resource_facade: 'update_policy' } } },
+  });
+  const spec = (p: string, pause: number): StackSpec => ({
+    template: hot(
+      { t: { type: 'My::Thing', metadata: { foo: { get_param: 'p' } }, update_policy: { pause } } },
+      { parameters: { p: { type: 'string' } }, outputs: { inner: { value: { get_attr: ['t', 'inner'] } }, policy: { value: { get_attr: ['t', 'update_policy'] } } } },
+    ),
+    environment: { resource_registry: { 'My::Thing': 'provider.yaml' } },
+    files: { 'provider.yaml': provider },
+    parameters: { p },
+  });
+  create(sim, 's', spec('bar', 1));
+  sim.run();
+  const outputs = () => sim.stack('s').outputs as Record<string, unknown>;
+  assert.equal(outputs().inner, { foo: 'bar' });
+  update(sim, 's', spec('baz', 1));
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY', sim.stack('s').reason);
+  assert.equal(outputs().inner, { foo: 'baz' }, 'the child re-resolved resource_facade: metadata');
+  update(sim, 's', spec('baz', 2));
+  sim.run();
+  assert.equal(outputs().policy, { pause: 2 }, 'the child saw the new update_policy');
+  // Nothing changed: the child is not sent its desire again.
+  const child = sim.resource('s', 't')!.current!.child!;
+  const childGen = sim.stack(child).gen;
+  update(sim, 's', spec('baz', 2));
+  sim.run();
+  assert.is(sim.stack(child).gen, childGen);
 });
 
 test('template resource from resource_registry + files', () => {

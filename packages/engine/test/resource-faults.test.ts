@@ -2,7 +2,8 @@
  * Faults around the resource actor's actions, through the pure reducers: a re-targeted action's
  * events stay at their generation, a failed create never holds up heal, new dependency data cuts a
  * retry short, a broken resource's first replacement is immediate, group members are replaced
- * without a cap on attempts.
+ * without a cap on attempts (template members too, when their child stack failed by broken
+ * resources only).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -397,6 +398,41 @@ test('a group member that keeps failing to boot is replaced past the attempt cap
   plain.run();
   assert.is(plain.stack('p').status, 'FAILED');
   assert.match(plain.stack('p').reason, 'gave up after 6 attempts');
+});
+
+test('a template member whose child stack failed by a server that never booted is replaced whole; a template error in a member stays permanent', () => {
+  const task = (input: unknown) => {
+    const i = input as { action: string; request: { idempotencyKey: string } };
+    // Every boot in member 1's first child stack fails: its server gives up after 6, the child is FAILED.
+    if (i.action === 'create' && /-1-0\/srv#\d+$/.test(i.request.idempotencyKey)) throw Object.assign(new Error('boot failed'), { code: 'RESOURCE_ERROR' });
+    return { physicalId: i.action === 'delete' ? null : `id-${i.request.idempotencyKey}`, attrs: {} };
+  };
+  const spec = (member: Record<string, unknown>) => ({
+    template: hot({ g: { type: 'OS::Heat::ResourceGroup', properties: { count: 3, resource_def: { type: 'My::Member' } } } }),
+    environment: { resource_registry: { 'My::Member': 'member.yaml' } },
+    files: { 'member.yaml': JSON.stringify({ heat_template_version: '2016-10-14', resources: { srv: member } }) },
+  });
+  const sim = new Sim({ extraTypes: [taskType('Test::Server')], task, heal: NO_HEAL });
+  sim.setDesired('s', { op: 'create', name: 's', spec: spec({ type: 'Test::Server' }) });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY', sim.stack('s').reason);
+  const group = sim.resource('s', 'g')!.current!.child!;
+  const m1 = sim.resource(group, '1')!;
+  assert.is(m1.current!.n, 1, 'a second child stack');
+  assert.equal(m1.old, [], 'the failed child was deleted');
+  assert.is(sim.stack(`${group}-1-0`).status, 'DELETED');
+  assert.is(sim.physicalCount(`res/${group}-1-0/`), 0, 'nothing left of it');
+  assert.is(sim.resource(`${group}-1-1`, 'srv')!.current!.physicalId, `id-res/${group}-1-1/srv#0`);
+
+  // A property error in the member template: no copy can work, the group fails at once.
+  const bad = new Sim({ extraTypes: [taskType('Test::Server')], task, heal: NO_HEAL });
+  bad.setDesired('b', { op: 'create', name: 'b', spec: spec({ type: 'Test::Server', properties: { size: 'large' } }) });
+  bad.run();
+  assert.is(bad.stack('b').status, 'FAILED');
+  assert.match(bad.stack('b').reason, 'size');
+  const badGroup = bad.resource('b', 'g')!.current!.child!;
+  assert.is(bad.resource(badGroup, '0')!.current!.n, 0, 'not replaced');
+  assert.not.ok(bad.events.some((e) => /^(Replacing|Retrying)/.test(e.reason)), 'nor retried');
 });
 
 test('a repaired resource whose new incarnation names the same physical object (an attachment) does not delete it with the old one', () => {

@@ -14,6 +14,7 @@ import {
   stackBehavior,
   TypeRegistry,
   type EngineEvent,
+  type FanoutHold,
   type HealConfig,
   type ResourceState,
   type ResourceType,
@@ -30,6 +31,7 @@ export interface SimOptions {
   /** Task handler for `task` providers (the sim runs it synchronously-ish: result queued as a message). */
   task?: (input: unknown, key: string) => unknown;
   heal?: HealConfig;
+  fanoutHold?: FanoutHold;
   /** Virtual ms a task takes (its result arrives then, like a slow cloud call); default 0. */
   taskMs?: (input: unknown) => number;
 }
@@ -54,7 +56,7 @@ export class Sim {
     this.types = new TypeRegistry([...builtinTypes, ...autoscalingTypes, ...(opts.extraTypes ?? [])]);
     const template = new HotTemplateAdapter();
     const bs = [
-      stackBehavior({ template, types: this.types, ...(opts.tree ? { tree: opts.tree } : {}), ...(opts.heal ? { heal: opts.heal } : {}) }),
+      stackBehavior({ template, types: this.types, ...(opts.tree ? { tree: opts.tree } : {}), ...(opts.heal ? { heal: opts.heal } : {}), ...(opts.fanoutHold ? { fanoutHold: opts.fanoutHold } : {}) }),
       shardBehavior(opts.tree),
       resourceBehavior({ template, types: this.types, ...(opts.heal ? { heal: opts.heal } : {}) }),
     ] as unknown as ActorBehavior<unknown, unknown>[];
