@@ -553,13 +553,16 @@ export class Engine {
     // writes the same spec (concurrent writers would otherwise store their spec once per lost race).
     let stored: { key: string; bytes: Uint8Array } | null = null;
     const referenced = (v: RegistryEntry | undefined, key: string) => v?.spec === key || v?.prevSpec === key;
+    // Generations this call's writes lost after being stored out of order (nats-server#4320): the
+    // entry may still carry this request's id, but another writer answered with that generation.
+    const lost = new Set<number>();
     try {
       for (let attempt = 0; ; attempt++) {
         const e = await this.entry(id);
         // A retry of a write whose answer was lost: the same answer. If nothing newer was written,
         // its message to the supervisor is sent again (the first attempt may have died before
         // sending it; the supervisor ignores a generation it has).
-        if (e && requestId !== undefined && e.value.request?.id === requestId) {
+        if (e && requestId !== undefined && e.value.request?.id === requestId && !lost.has(e.value.request.gen)) {
           if (e.value.request.gen === e.value.gen) await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
           return { id, name: e.value.name, generation: e.value.request.gen };
         }
@@ -601,6 +604,7 @@ export class Engine {
           // ours alone (kept for the retry, dropped unless it writes the same); a write stored out
           // of order stays referenced as the entry's spec until the retry replaces it.
           if (bytes) stored = { key: specKey, bytes };
+          lost.add(gen);
           continue;
         }
         // Only the current and the previous desired states are ever read again.

@@ -44,7 +44,9 @@ test('on R3, concurrent writes to one stack from engines on different nodes each
     const ref = await clients[0]!.createStack({ name: 'racy', template: t('0') });
     const gens: number[] = [1];
     for (let round = 0; round < 20; round++) {
-      const refs = await Promise.all(clients.map((c, i) => c.updateStack(ref.id, { template: t(`${round}.${i}`) })));
+      // With request ids (as the API passes them): a write stored out of order carries its id,
+      // and its writer must not take that entry for the answer to a retried request.
+      const refs = await Promise.all(clients.map((c, i) => c.updateStack(ref.id, { template: t(`${round}.${i}`) }, { requestId: `r${round}.${i}` })));
       gens.push(...refs.map((r) => r.generation));
     }
     assert.equal([...gens].sort((a, b) => a - b), Array.from({ length: gens.length }, (_, i) => i + 1));

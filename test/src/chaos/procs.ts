@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 /** Repo root from test/dist/src/chaos/x.js. */
 export const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
 const KILN_BIN = join(repoRoot, 'packages', 'cli', 'bin', 'kiln.js');
+/** Bytes of each process's output kept for the violation log; raise it (with KILN_LOG_LEVEL=info) to diagnose a run. */
+const LOG_TAIL_BYTES = Number(process.env.KILN_CHAOS_LOG_TAIL ?? 32 * 1024);
 
 /** Children still running, killed when the harness exits so no engine or sim outlives a run. */
 const live = new Set<ChildProcess>();
@@ -62,7 +64,7 @@ export class KilnProcess {
       let stdout = '';
       const keep = (d: Buffer) => {
         // The tail only: a long run must not grow this without bound.
-        this.output = (this.output + d.toString()).slice(-32 * 1024);
+        this.output = (this.output + d.toString()).slice(-LOG_TAIL_BYTES);
       };
       const t = setTimeout(() => reject(new Error(`${this.label} not ready within ${timeoutMs} ms:\n${this.output}`)), timeoutMs);
       child.stdout!.on('data', (d: Buffer) => {

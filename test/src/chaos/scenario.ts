@@ -207,6 +207,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       violations.push(...checkEvents(s.name, await stackEvents(world.client, s.id), shown));
     }
     violations.push(...(await checkInventory(world.client, world.cloud, stacks, 30_000)));
+    // Every violation comes with the processes' logs (a non-convergence already wrote them).
+    if (violations.length > 0 && faults.every((f) => f.converged)) violations[violations.length - 1] += `\n    engine and sim logs: ${writeLogs(world, o.seed, 'end')}`;
   } finally {
     await world.stop();
   }
@@ -291,16 +293,35 @@ async function unsettled(world: ChaosWorld, stacks: TrackedStack[], seed: number
   }
   try {
     const jsm = await jetstreamManager(world.client.nc);
+    // Messages the stream holds per partition: mail no consumer reports (e.g. a consumer reset past it) shows here.
+    const stream = await jsm.streams.info('kiln_mbox', { subjects_filter: 'kiln.mbox.>' });
+    const held = new Map<string, number>();
+    for (const [subject, n] of Object.entries(stream.state.subjects ?? {})) {
+      const p = subject.split('.')[2]!;
+      held.set(p, (held.get(p) ?? 0) + n);
+    }
+    lines.push(`\n    mailbox stream: ${stream.state.messages} messages, seq ${stream.state.first_seq}..${stream.state.last_seq}, leader ${stream.cluster?.leader ?? '?'}`);
     for await (const c of jsm.consumers.list('kiln_mbox')) {
-      if (c.num_pending > 0 || c.num_ack_pending > 0) {
-        lines.push(`\n    mailbox consumer ${c.name}: ${c.num_pending} undelivered, ${c.num_ack_pending} unacknowledged, ${c.num_redelivered} redelivered, delivered to seq ${c.delivered.stream_seq}, ack floor ${c.ack_floor.stream_seq}, ${c.num_waiting} pulls waiting`);
+      const p = /_p(\d+)$/.exec(c.name)?.[1] ?? '';
+      if (c.num_pending > 0 || c.num_ack_pending > 0 || (held.get(p) ?? 0) > 0) {
+        lines.push(`\n    mailbox consumer ${c.name}: ${held.get(p) ?? 0} held by the stream, ${c.num_pending} undelivered, ${c.num_ack_pending} unacknowledged, ${c.num_redelivered} redelivered, delivered to seq ${c.delivered.stream_seq}, ack floor ${c.ack_floor.stream_seq}, ${c.num_waiting} pulls waiting, leader ${c.cluster?.leader ?? '?'}`);
       }
     }
   } catch (e) {
     lines.push(`\n    mailbox consumers unreadable: ${(e as Error).message}`);
   }
-  const file = join(tmpdir(), `kiln-chaos-${seed}-step${step}.log`);
-  writeFileSync(file, [world.sim, ...world.engines, ...world.cluster.nodes].map((p) => `==== ${'label' in p ? p.label : `nats ${p.name}`}\n${p.log}`).join('\n'));
-  lines.push(`\n    engine and sim logs: ${file}`);
+  // nats-server 2.9 resets a stream replica's cluster state on some apply errors (docs/chaos.md, finding 6).
+  for (const n of world.cluster.nodes) {
+    const resets = n.log.split('\n').filter((l) => l.includes('Resetting stream cluster state'));
+    if (resets.length > 0) lines.push(`\n    ${n.name}: ${resets.length} x ${resets[0]!.trim()}`);
+  }
+  lines.push(`\n    engine and sim logs: ${writeLogs(world, seed, `step${step}`)}`);
   return lines.join('');
+}
+
+/** Writes the tail of every process's log (engines, sim, nats-servers) to a file: its path. */
+function writeLogs(world: ChaosWorld, seed: number, label: string): string {
+  const file = join(tmpdir(), `kiln-chaos-${seed}-${label}.log`);
+  writeFileSync(file, [world.sim, ...world.engines, ...world.cluster.nodes].map((p) => `==== ${'label' in p ? p.label : `nats ${p.name}`}\n${p.log}`).join('\n'));
+  return file;
 }
