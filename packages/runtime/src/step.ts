@@ -10,6 +10,9 @@ import type { ActorAddress, ActorBehavior, Effect, MessageContext, TaskResult, T
  * - `t`: armed timers; `k`: tasks started and not yet answered (rerun after a takeover);
  * - `o`: the sends/emits of the last step (the outbox), published again if the step's message
  *   turns out not to have been acknowledged (a crash between the state write and the ack).
+ * - `g`: the outbox's sends went out with those of the other actors of the pack at (`q`, `x`)
+ *   (the runtime's combined publication of a pack's sends), so a redelivery republishes them
+ *   there, never alone (alone they would be other stream messages, not recognised as duplicates).
  */
 export interface ActorRecord {
   s?: unknown;
@@ -20,6 +23,7 @@ export interface ActorRecord {
   t?: Record<string, ArmedTimer>;
   k?: Record<string, PendingTask>;
   o?: OutboxEntry[];
+  g?: true;
 }
 
 export interface ArmedTimer {
@@ -221,6 +225,8 @@ export function stepActor(
   else delete rec.k;
   if (out.outbox.length > 0) rec.o = out.outbox;
   else delete rec.o;
+  // The runtime marks the record again when this step's sends join a pack's combined publication.
+  delete rec.g;
   return { ...out, record: rec };
 }
 

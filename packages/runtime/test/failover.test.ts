@@ -5,20 +5,13 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsCluster, waitFor, type NatsServer } from '@kiln/natsd';
 import { MailboxClient, Runtime, partitionOf, type Outgoing } from '../src/index.js';
 import { counter, type CounterState } from './fixtures/counter.js';
+import { sendUntilStored } from './helpers.js';
 
 // A nats-server of a 3-node R3 cluster dies (SIGKILL) while the engine works: the engine stays
 // connected to a surviving node, so nothing tells its consumers that their pulls went with the
 // dead node.
 
 const PARTITIONS = 8;
-
-/** Retries the same list (same msgIds, same packs) until the stream stored it: a retry is stored once. */
-async function sendUntilStored(mail: MailboxClient, items: Outgoing[]): Promise<void> {
-  await waitFor('mailbox publish', async () => {
-    await mail.sendMany(items);
-    return true;
-  }, 60_000, 200);
-}
 
 /** The cluster node (server name) leading a stream, or one of its consumers. */
 async function leaderOf(nc: NatsConnection, stream: string, consumer?: string): Promise<string | undefined> {

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '@kiln/natsd';
+import type { MailboxClient, Outgoing } from '../src/index.js';
 
 export interface WorkerProcess {
   readonly nodeId: string;
@@ -54,4 +56,12 @@ export async function startWorker(opts: Record<string, unknown> & { nodeId: stri
 /** A worker's ownership log lines (see WorkerProcess.ownership). */
 export function logLines(w: WorkerProcess): Record<string, unknown>[] {
   return w.ownership;
+}
+
+/** Retries the same list (same msgIds, same packs) until the stream stored it: a retry is stored once. */
+export async function sendUntilStored(mail: MailboxClient, items: Outgoing[]): Promise<void> {
+  await waitFor('mailbox publish', async () => {
+    await mail.sendMany(items);
+    return true;
+  }, 60_000, 200);
 }

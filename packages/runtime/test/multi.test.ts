@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { decode, encode } from '@kiln/core';
 import { NatsServer, waitFor } from '@kiln/natsd';
@@ -102,13 +102,20 @@ async function flood(ctx: Ctx, prefix: string, actors: number, per: number, duri
  * messages (one pack per partition each), retried with the same list until stored; a round
  * starts once the previous one is stored, which keeps each actor's messages in order.
  */
-async function packFlood(ctx: Ctx, prefix: string, actors: number, per: number, during: (round: number) => void | Promise<void> = () => undefined): Promise<void> {
+async function packFlood(
+  ctx: Ctx,
+  prefix: string,
+  actors: number,
+  per: number,
+  during: (round: number) => void | Promise<void> = () => undefined,
+  msgFor: (actor: number, round: number) => unknown = (_a, s) => ({ op: 'inc', tag: 'f', seq: s }),
+): Promise<void> {
   const mail = new MailboxClient(ctx.nc, { prefix, partitions: PARTITIONS, timeoutMs: 5000 });
   for (let s = 1; s <= per; s++) {
     const calls: Promise<void>[] = [];
     for (let from = 0; from < actors; from += 500) {
       const items: Outgoing[] = [];
-      for (let a = from; a < Math.min(actors, from + 500); a++) items.push({ to: `counter/k${a}`, msg: { op: 'inc', tag: 'f', seq: s }, msgId: `${prefix}-${a}-${s}` });
+      for (let a = from; a < Math.min(actors, from + 500); a++) items.push({ to: `counter/k${a}`, msg: msgFor(a, s), msgId: `${prefix}-${a}-${s}` });
       calls.push(
         (async () => {
           for (;;) {
@@ -208,6 +215,53 @@ M('SIGKILL of one of two while packs to 10,000 actors are processed: every entry
   });
   await waitFor('survivor owns everything', async () => (await metrics(ctx.nc, prefix, 'a'))?.partitionsOwned === PARTITIONS, 2 * LEASE_MS + 3000, 50);
   await expectExactlyOnce(ctx, prefix, actors, per);
+});
+
+M('SIGKILL of one of two while the sends of packed steps fan in to few actors: every send applied exactly once, in order', async (ctx) => {
+  const prefix = `m${++ctx.n}`;
+  const ws = [await spawnNode(ctx, prefix, 'a'), await spawnNode(ctx, prefix, 'b')];
+  await waitFor('split', async () => evenly(await owned(ctx, prefix, ['a', 'b'])), 20_000, 100);
+  const actors = 4000;
+  const sinks = 8;
+  const per = 3;
+  // Every actor of a pack sends to its sink: the sends of a pack's steps travel packed (combined
+  // publication), and b dies with some of them stored, half published or not yet published.
+  const sinkOf = (a: number) => `counter/sink${a % sinks}`;
+  await packFlood(
+    ctx,
+    prefix,
+    actors,
+    per,
+    async (round) => {
+      if (round === 2) {
+        ws[1]!.child.kill('SIGKILL');
+        await ws[1]!.exited;
+      }
+    },
+    (a, s) => ({ op: 'send', to: sinkOf(a), msg: { op: 'inc', tag: `k${a}`, seq: s } }),
+  );
+  await expectExactlyOnce(ctx, prefix, actors, per);
+  const kv = await new Kvm(jetstream(ctx.nc)).open(`${prefix}_state`);
+  const sinkState = async (i: number) => {
+    const e = await kv.get(actorKey(`counter/sink${i}`));
+    return e && e.operation === 'PUT' ? (stateOf(decode<ActorRecord>(e.value)) as CounterState) : undefined;
+  };
+  const want = (actors / sinks) * per;
+  const jsm = await jetstreamManager(ctx.nc);
+  // Once the mailboxes are empty, a send stored twice would have been applied twice.
+  await waitFor(
+    'every send applied, mailboxes empty',
+    async () =>
+      (await Promise.all(Array.from({ length: sinks }, (_, i) => sinkState(i)))).every((st) => (st?.n ?? 0) >= want) &&
+      (await jsm.streams.info(`${prefix}_mbox`)).state.messages === 0,
+    60_000,
+    500,
+  );
+  for (let i = 0; i < sinks; i++) {
+    const st = await sinkState(i);
+    const lastOk = Object.entries(st!.last).filter(([tag, seq]) => seq === per && Number(tag.slice(1)) % sinks === i).length;
+    assert.equal({ n: st?.n, disorder: st?.disorder, senders: lastOk }, { n: want, disorder: 0, senders: actors / sinks }, `sink${i}`);
+  }
 });
 
 M('a stale node woken by SIGCONT after its lease was taken cannot write and drops its partitions', async (ctx) => {
