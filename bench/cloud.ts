@@ -3,7 +3,7 @@
  * network/subnet, created in the simulated cloud by a real engine, with boot latency and 5% boot
  * failures. Three processes besides nats-server, so that each one's peak RSS is its own: this one
  * (the engine client, the sim's change feed, the measurements), the sim cloud and the engine
- * (this file again with `--role sim` / `--role engine`).
+ * (`bench/lib/role.ts sim` / `engine`, spawned by `startSim` / `startEngine`).
  *
  * Figures: seconds to READY versus the critical path the cloud's latency implies, their ratio
  * (target ≤ 1.25), cloud API calls per cloud resource (every call counts, wasted ones included),
@@ -23,78 +23,25 @@
  * (`--servers N` overrides N). Last line:
  *   `cloud servers=N ready_s=T critical_path_s=C ratio=R api_calls_per_resource=A`
  * preceded by `BENCH_JSON {...}` (also written to `--json <file>`).
- * Usage: node bench/dist/cloud.js [--quick] [--servers N] [--json <file>] [--profile <dir>]
+ * Usage: node bench/dist/cloud.js [--quick] [--servers N] [--observe-interval-ms MS] [--json <file>] [--profile <dir>]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { loadAverage, peakRssMiB, say } from './lib/procs.js';
+import { NatsServer } from '@kiln/natsd';
+import { Engine } from '@kiln/engine';
+import { SimCloudClient } from '@kiln/sim-cloud';
+import { CompletedResources, sampleSeries, waitSettled } from './lib/converge.js';
+import { loadAverage, peakRssMiB, say, startEngine, startSim, stopRole, type RoleProcess } from './lib/procs.js';
 import { serverFleet } from './lib/server-fleet.js';
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const PARTITIONS = 64;
 const TENANT = 'bench';
 const SEED = 20261128;
-const self = fileURLToPath(import.meta.url);
-
-// ---- child roles ----------------------------------------------------------------------------
-
-/** `--role sim <options json>`: the sim cloud; prints its URL, stops on SIGTERM. */
-async function runSim(optionsJson: string): Promise<void> {
-  const { SimCloud } = await import('@kiln/sim-cloud');
-  const sim = await SimCloud.start(JSON.parse(optionsJson) as Parameters<typeof SimCloud.start>[0]);
-  say(JSON.stringify({ url: sim.url }));
-  process.once('SIGTERM', () => void sim.stop().then(() => process.exit(0)));
-}
-
-/** `--role engine <nats url> <sim url>`: an engine with the cloud types, wired as `kiln engine` does. */
-async function runEngine(natsUrl: string, simUrl: string): Promise<void> {
-  const { SimCloudClient } = await import('@kiln/sim-cloud');
-  const { createCloudProvider } = await import('@kiln/providers');
-  const { Engine } = await import('@kiln/engine');
-  const client = new SimCloudClient(simUrl, { tenant: TENANT });
-  // The sim's creates are idempotent on the key: no look-up by key before each create.
-  const provider = createCloudProvider(client, { changes: client, idempotentCreates: true });
-  const engine = await Engine.start({ servers: natsUrl, partitions: PARTITIONS, nodeId: 'bench-cloud', types: provider.types });
-  say('ready');
-  process.once('SIGTERM', () => {
-    void (async () => {
-      await engine.stop();
-      await provider.close();
-      client.close();
-      process.exit(0);
-    })();
-  });
-}
-
 /** `--profile <dir>`: the engine and the sim write V8 CPU profiles there (open them in Chrome's DevTools). */
 const profileDir = arg('--profile');
-
-function startChild(args: string[], isReady: (line: string) => string | undefined, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: string }> {
-  return new Promise((resolve, reject) => {
-    const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    const child = spawn(process.execPath, ['--max-old-space-size=4096', ...prof, self, ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, KILN_LOG_LEVEL: 'warn', ...env },
-    });
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (const l of buf.split('\n')) {
-        const v = isReady(l);
-        if (v !== undefined) resolve({ child, line: v });
-      }
-    });
-    child.once('exit', (c) => reject(new Error(`${args[1]} exited (${c})`)));
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-}
+/** `--observe-interval-ms <ms>`: the engine's heal observe interval (its default when absent). */
+const observeIntervalMs = Number(arg('--observe-interval-ms') ?? 0);
 
 // ---- the scenario ---------------------------------------------------------------------------
 
@@ -220,9 +167,6 @@ async function main(): Promise<void> {
   const jsonOut = arg('--json');
   const n = Number(arg('--servers') ?? (quick ? 200 : 10_000));
   const boot = quick ? { min: 1000, max: 3000 } : { min: 5000, max: 30_000 };
-  const { NatsServer } = await import('@kiln/natsd');
-  const { Engine } = await import('@kiln/engine');
-  const { SimCloudClient } = await import('@kiln/sim-cloud');
   const simOptions = {
     seed: SEED,
     latency: { server: { dist: 'uniform', ...boot } },
@@ -232,15 +176,25 @@ async function main(): Promise<void> {
   };
   // Nothing else in flight: the critical path bound assumes every other latency is the sim's default.
   const nats = await NatsServer.start({ maxPayload: 8 * 1024 * 1024 });
-  const sim = await startChild(['--role', 'sim', JSON.stringify(simOptions)], (l) => (l.startsWith('{') ? (JSON.parse(l) as { url: string }).url : undefined));
-  const engineProc = await startChild(['--role', 'engine', nats.url, sim.line], (l) => (l === 'ready' ? l : undefined));
-  const cloud = new SimCloudClient(sim.line, { tenant: TENANT });
-  const client = await Engine.start({ servers: nats.url, partitions: PARTITIONS, worker: false });
+  const procs: RoleProcess[] = [];
+  let client: Engine | undefined;
+  let cloud: SimCloudClient | undefined;
   const clock = new CloudClock();
   const feed = new AbortController();
-  const following = cloud.follow({ since: 0, kinds: ['network', 'subnet', 'port', 'server', 'volume'], signal: feed.signal, onEvent: (e) => clock.onEvent(e) }).catch(() => undefined);
+  let following: Promise<unknown> | undefined;
   let result: Record<string, unknown> | undefined;
   try {
+    const sim = await startSim(simOptions, profileDir);
+    procs.push(sim);
+    // The sim's creates are idempotent on the key: no look-up by key before each create.
+    const engineProc = await startEngine(
+      { nats: nats.url, nodeId: 'bench-cloud', partitions: PARTITIONS, sim: { url: sim.line, tenant: TENANT, idempotentCreates: true }, ...(observeIntervalMs ? { observeIntervalMs } : {}) },
+      profileDir,
+    );
+    procs.push(engineProc);
+    cloud = new SimCloudClient(sim.line, { tenant: TENANT });
+    client = await Engine.start({ servers: nats.url, partitions: PARTITIONS, worker: false });
+    following = cloud.follow({ since: 0, kinds: ['network', 'subnet', 'port', 'server', 'volume'], signal: feed.signal, onEvent: (e) => clock.onEvent(e) }).catch(() => undefined);
     const cloudResources = 4 * n + 2;
     const stackResources = 5 * n + 3; // + the group and one nested stack per member
     const deadlineMs = quick ? 300_000 : 3_600_000;
@@ -248,54 +202,28 @@ async function main(): Promise<void> {
     const t0Wall = Date.now();
     const ref = await client.createStack({ tenant: TENANT, name: 'cloud-bench', ...serverFleet('srv', n) });
 
-    // Resources converged over time from the engine's events; the last physical id of each path.
-    const points: Array<{ t: number; converged: number }> = [{ t: 0, converged: 0 }];
-    const physical = new Map<string, { type: string; id: string | null | undefined }>();
-    const completed = new Set<string>();
-    let seq = 1;
-    const pump = async (action: string): Promise<void> => {
-      for (;;) {
-        const batch = await client.events(ref.id, seq, 10_000);
-        for (const { seq: s, event } of batch) {
-          seq = s + 1;
-          if (!event.resource) continue;
-          if (event.action === action && event.status === 'COMPLETE') {
-            completed.add(event.resource);
-            if (event.type) physical.set(event.resource, { type: event.type, id: event.physicalId });
-          }
-        }
-        if (batch.length < 10_000) return;
+    // Resources converged over time, sampled beside the READY poll so that a slow events read does not delay the time to READY.
+    const created = new CompletedResources(client, ref.id, 'CREATE');
+    // A long run says how far it got every 30 s (on stderr: stdout is the result).
+    let nextProgress = t0 + 30_000;
+    const sampler = sampleSeries(t0, async () => {
+      const c = await created.pump();
+      if (performance.now() >= nextProgress) {
+        nextProgress += 30_000;
+        process.stderr.write(`cloud: ${Math.round((performance.now() - t0) / 1000)} s, ${c}/${stackResources} resources created, load ${loadAverage()}\n`);
       }
-    };
-    // Sampled beside the READY poll so that a slow events read does not delay the time to READY.
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        // A failed read is a gap in the series, not a failed run.
-        await pump('CREATE').catch(() => undefined);
-        points.push({ t: Math.round(performance.now() - t0) / 1000, converged: completed.size });
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })();
-    let ready: Awaited<ReturnType<typeof client.getStack>>;
-    for (;;) {
-      ready = await client.getStack(ref.id);
-      if (ready.status !== 'CONVERGING') break;
-      if (performance.now() - t0 > deadlineMs) {
-        sampling = false;
-        await sampler;
-        throw new Error(`not READY after ${deadlineMs / 1000} s (${completed.size}/${stackResources} resources)`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+      return c;
+    });
+    const ready = await waitSettled(client, ref.id, 1, deadlineMs).catch(async (e: unknown) => {
+      await sampler.stop();
+      throw e;
+    });
     const readyS = (performance.now() - t0) / 1000;
     const readyWall = Date.now();
     const load = loadAverage();
-    sampling = false;
-    await sampler;
-    await pump('CREATE');
+    const points = await sampler.stop();
     if (ready.status !== 'READY') throw new Error(`stack ${ready.status}: ${ready.reason}`);
-    points.push({ t: Math.round(readyS * 1000) / 1000, converged: completed.size });
+    points.push({ t: Math.round(readyS * 1000) / 1000, converged: await created.pump() });
     const engineRssMiB = peakRssMiB(engineProc.child.pid);
     const simRssMiB = peakRssMiB(sim.child.pid);
     const createStats = await cloud.stats();
@@ -304,7 +232,7 @@ async function main(): Promise<void> {
     const inventory = (await cloud.inventory({ tenant: TENANT })).filter((o) => !o.implicit);
     // Every cloud resource but the attachment (not an object of its own) is one live object.
     const cloudObject = /^OS::(Nova::Server|Neutron::(Net|Subnet|Port)|Cinder::Volume)$/;
-    const expected = new Set([...physical.values()].filter((p) => cloudObject.test(p.type) && p.id).map((p) => p.id!));
+    const expected = new Set([...created.physical.values()].filter((p) => cloudObject.test(p.type) && p.id).map((p) => p.id!));
     const live = new Set(inventory.map((o) => o.id));
     const keys = inventory.map((o) => o.key).filter((k) => k !== undefined);
     const leaks = inventory.filter((o) => !expected.has(o.id)).length;
@@ -353,6 +281,7 @@ async function main(): Promise<void> {
         gaps_ms: clock.gaps(t0Wall),
         ready_after_last_attach_ms: readyWall - clock.lastInUse(),
         load_average_1m: load,
+        observe_interval_ms: observeIntervalMs || 'engine default',
         critical_path_config_s: configPathS,
         calls_create: createStats.calls,
         calls_total: allStats.calls,
@@ -366,13 +295,12 @@ async function main(): Promise<void> {
   } finally {
     feed.abort();
     await following;
-    await client.stop();
-    cloud.close();
-    await stopChild(engineProc.child);
-    await stopChild(sim.child);
+    await client?.stop();
+    cloud?.close();
+    for (const p of procs.reverse()) await stopRole(p);
     await nats.stop();
   }
-  const r = result;
+  const r = result!;
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify(r, null, 2));
   say(
     `servers=${n}: READY in ${(r.ready_s as number).toFixed(1)} s, critical path ${(r.critical_path_s as number).toFixed(1)} s, ` +
@@ -389,7 +317,4 @@ async function main(): Promise<void> {
   if (!r.inventory_ok || r.left_after_delete !== 0) process.exitCode = 1;
 }
 
-const role = arg('--role');
-if (role === 'sim') await runSim(process.argv[process.argv.indexOf('--role') + 2]!);
-else if (role === 'engine') await runEngine(process.argv[process.argv.indexOf('--role') + 2]!, process.argv[process.argv.indexOf('--role') + 3]!);
-else await main();
+await main();

@@ -37,9 +37,13 @@ export interface RoleProcess {
   exited: Promise<void>;
 }
 
-/** Spawns `bench/lib/role.js <args>` and resolves once a stdout line passes `isReady`. */
-export function startRole(args: string[], isReady: (line: string) => string | undefined): Promise<RoleProcess> {
-  const child = spawn(process.execPath, ['--max-old-space-size=4096', roleScript, ...args], {
+/**
+ * Spawns `bench/lib/role.js <args>` and resolves once a stdout line passes `isReady`.
+ * `profileDir`: the role writes a V8 CPU profile there when it exits (open it in Chrome's DevTools).
+ */
+export function startRole(args: string[], isReady: (line: string) => string | undefined, profileDir?: string): Promise<RoleProcess> {
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, ['--max-old-space-size=4096', ...profile, roleScript, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, KILN_LOG_LEVEL: process.env.KILN_LOG_LEVEL ?? 'warn' },
   });
@@ -65,8 +69,8 @@ export function startRole(args: string[], isReady: (line: string) => string | un
 
 const urlLine = (l: string): string | undefined => (l.startsWith('{') ? (JSON.parse(l) as { url: string }).url : undefined);
 
-export const startSim = (options: Record<string, unknown>) => startRole(['sim', JSON.stringify(options)], urlLine);
-export const startEngine = (o: EngineRole) => startRole(['engine', JSON.stringify(o)], (l) => (l === 'ready' ? l : undefined));
+export const startSim = (options: Record<string, unknown>, profileDir?: string) => startRole(['sim', JSON.stringify(options)], urlLine, profileDir);
+export const startEngine = (o: EngineRole, profileDir?: string) => startRole(['engine', JSON.stringify(o)], (l) => (l === 'ready' ? l : undefined), profileDir);
 export const startGateway = (nats: string, token: string, tenant: string) => startRole(['gateway', nats, token, tenant], urlLine);
 
 /**

@@ -16,8 +16,13 @@ export interface EngineRole {
   partitions: number;
   /** Lease of the engine's partitions (the runtime default when absent). */
   leaseMs?: number;
-  /** Sim cloud URL and tenant. */
-  sim?: { url: string; tenant: string };
+  /** Observe interval of cloud resources, ms (the engine's default when absent). */
+  observeIntervalMs?: number;
+  /**
+   * Sim cloud URL and tenant; `idempotentCreates`: the provider skips the look-up by key before
+   * each create (the sim's creates are idempotent on the key).
+   */
+  sim?: { url: string; tenant: string; idempotentCreates?: boolean };
 }
 
 async function runSim(optionsJson: string): Promise<void> {
@@ -35,11 +40,18 @@ async function runEngine(o: EngineRole): Promise<void> {
     const { SimCloudClient } = await import('@kiln/sim-cloud');
     const { createCloudProvider } = await import('@kiln/providers');
     const client = new SimCloudClient(o.sim.url, { tenant: o.sim.tenant });
-    const provider = createCloudProvider(client, { changes: client });
+    const provider = createCloudProvider(client, { changes: client, ...(o.sim.idempotentCreates ? { idempotentCreates: true } : {}) });
     types = provider.types;
     cloud = [provider, { close: () => client.close() }];
   }
-  const engine = await Engine.start({ servers: o.nats, partitions: o.partitions, nodeId: o.nodeId, types, ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}) });
+  const engine = await Engine.start({
+    servers: o.nats,
+    partitions: o.partitions,
+    nodeId: o.nodeId,
+    types,
+    ...(o.leaseMs ? { leaseMs: o.leaseMs } : {}),
+    ...(o.observeIntervalMs ? { heal: { observeIntervalMs: o.observeIntervalMs } } : {}),
+  });
   say('ready');
   process.once('SIGTERM', () => {
     void (async () => {

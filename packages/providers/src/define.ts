@@ -18,6 +18,7 @@ import type { CallOptions, CreateBody, Kind, ObjectOf } from '@kiln/sim-cloud';
 export type TaskContext = Parameters<TaskType['create']>[1];
 import { CloudResourceError, ResourceGoneError, classifyCloudError } from './errors.js';
 import { type CloudGateway, type Settle, statusOf } from './gateway.js';
+import type { KeyInterest } from './watcher.js';
 
 /**
  * What observe() found, beyond the attributes:
@@ -105,14 +106,18 @@ export function cloudType<K extends Kind>(def: CloudTypeDef<K>, gw: CloudGateway
     }
   };
 
-  /** Waits until the object settles; a failed new object is discarded, a failed existing one is left to the engine's replace. */
-  const waitSettled = async (req: ActionRequest, obj: ObjectOf[K], x: Io, discardOnFail: boolean): Promise<ObjectOf[K]> => {
-    const done = await gw.waitFor(kind, obj.id, x.signal, settle, {
-      first: obj,
+  /**
+   * Waits until the object settles; a failed new object is discarded, a failed existing one is
+   * left to the engine's replace. `made`: the object a create (or look-up by key) returned, with
+   * the create's key interest; without it the wait looks by GET first.
+   */
+  const waitSettled = async (req: ActionRequest, id: string, x: Io, made?: { obj: ObjectOf[K]; early: KeyInterest | undefined }): Promise<ObjectOf[K]> => {
+    const done = await gw.waitFor(kind, id, x.signal, settle, {
+      ...(made ? { first: made.obj, early: made.early } : {}),
       call: optsOf(req),
-      onFail: (reason) => new CloudResourceError(`${def.name} ${obj.id} (${req.name}) failed: ${reason}`, kind, obj.id),
+      onFail: (reason) => new CloudResourceError(`${def.name} ${id} (${req.name}) failed: ${reason}`, kind, id),
     }).catch(async (e: unknown) => {
-      if (discardOnFail && e instanceof CloudResourceError) await discard(req, obj.id, x);
+      if (made && e instanceof CloudResourceError) await discard(req, id, x);
       throw e;
     });
     return done!;
@@ -132,31 +137,38 @@ export function cloudType<K extends Kind>(def: CloudTypeDef<K>, gw: CloudGateway
 
     async create(req, ctx) {
       const x = io(req, ctx);
-      let obj = gw.idempotentCreates ? undefined : await findExisting(req, x);
-      if (obj) {
-        const s = settle(obj);
-        // A failed leftover of an earlier attempt with this key: clear it, then make a fresh one.
-        if (s !== 'done' && s !== 'pending') {
-          await discard(req, obj.id, x);
-          obj = undefined;
-        }
-      }
-      const body = obj ? undefined : await def.body(req, x);
-      const make = () => gw.call(`${kind}.create`, ctx.signal, (o) => gw.client.create(kind, body!, { ...optsOf(req), ...o, key: x.key }));
-      obj ??= await make();
+      // The events of the key's objects count from now on: the wait for what the create returns
+      // then misses no change that the feed delivered before the create's answer.
+      const early = gw.watchKey(x.key);
       let ready: ObjectOf[K];
-      for (let remade = 0; ; remade++) {
-        try {
-          ready = await waitSettled(req, obj, x, true);
-          break;
-        } catch (e) {
-          // A failed boot is final for that object: make a new one at once (the discarded one freed
-          // the key) rather than fail the task into the engine's backoff. Only when the key is
-          // really free, so a clean-up that did not finish never leads to a second object.
-          if (!(e instanceof CloudResourceError) || !body || remade >= gw.replaceFailedCreates || (await findExisting(req, x))) throw e;
-          gw.log.debug({ kind, key: x.key, err: e.message }, 'failed create replaced in the task');
-          obj = await make();
+      try {
+        let obj = gw.idempotentCreates ? undefined : await findExisting(req, x);
+        if (obj) {
+          const s = settle(obj);
+          // A failed leftover of an earlier attempt with this key: clear it, then make a fresh one.
+          if (s !== 'done' && s !== 'pending') {
+            await discard(req, obj.id, x);
+            obj = undefined;
+          }
         }
+        const body = obj ? undefined : await def.body(req, x);
+        const make = () => gw.call(`${kind}.create`, ctx.signal, (o) => gw.client.create(kind, body!, { ...optsOf(req), ...o, key: x.key }));
+        obj ??= await make();
+        for (let remade = 0; ; remade++) {
+          try {
+            ready = await waitSettled(req, obj.id, x, { obj, early });
+            break;
+          } catch (e) {
+            // A failed boot is final for that object: make a new one at once (the discarded one freed
+            // the key) rather than fail the task into the engine's backoff. Only when the key is
+            // really free, so a clean-up that did not finish never leads to a second object.
+            if (!(e instanceof CloudResourceError) || !body || remade >= gw.replaceFailedCreates || (await findExisting(req, x))) throw e;
+            gw.log.debug({ kind, key: x.key, err: e.message }, 'failed create replaced in the task');
+            obj = await make();
+          }
+        }
+      } finally {
+        gw.unwatchKey(x.key, early);
       }
       const changed = (await def.afterCreate?.(req, ready, x)) ?? false;
       const fresh = changed ? ((await gw.get(kind, ready.id, ctx.signal, optsOf(req))) ?? ready) : ready;
@@ -169,7 +181,7 @@ export function cloudType<K extends Kind>(def: CloudTypeDef<K>, gw: CloudGateway
       const obj = id ? await gw.get(kind, id, ctx.signal, optsOf(req)) : undefined;
       if (!id || !obj) throw new ResourceGoneError(`${def.name} ${id ?? '(none)'} (${req.name}) is gone; it must be recreated`);
       if (def.update) await def.update(req, obj, x);
-      const after = await waitSettled(req, (await gw.get(kind, id, ctx.signal, optsOf(req))) ?? obj, x, false);
+      const after = await waitSettled(req, id, x);
       return { physicalId: id, attrs: def.attrs(after, req, await def.related?.(after, x)) };
     },
 

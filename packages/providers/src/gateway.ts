@@ -6,7 +6,7 @@
 import { KilnError, createLogger, type Logger } from '@kiln/core';
 import type { CallOptions, CloudClient, Kind, ObjectOf } from '@kiln/sim-cloud';
 import { RETRYABLE_API_CODES, TaskAbortedError } from './errors.js';
-import { ChangeWatcher, type ChangeFeed } from './watcher.js';
+import { ChangeWatcher, allowManyListeners, onAbort, type ChangeFeed, type KeyInterest } from './watcher.js';
 
 export interface GatewayOptions {
   /** Client-side limit on API calls to this endpoint/tenant (token bucket). Default 500/s, burst 1000. */
@@ -24,11 +24,17 @@ export interface GatewayOptions {
   readonly deleteTimeoutMs?: number;
   /**
    * The cloud's change feed (e.g. the SimCloudClient itself). When given, waits wake on the
-   * object's change events and poll only as a safety net: after `fallbackPollMs` (default 5 s)
-   * without an event, then at doubling intervals up to 6x that (a gap or a reconnect of the feed
-   * wakes every wait anyway, so a long boot need not be polled every few seconds).
+   * object's change events and take the object from the event. While the feed is live (an event
+   * or keep-alive heard within `stallMs`, default 45 s, and the last event not more than
+   * `maxLagMs`, default 5 s, behind its change) a wait misses nothing, so it looks by GET only
+   * after `livePollMs` (default 60 s) without an event for its object; a feed that is down,
+   * stalled or lagging makes waits poll after `fallbackPollMs` (default 5 s) without an event,
+   * then at doubling intervals up to 6x that. A gap, a reconnect or a stall wakes every wait to look.
    */
   readonly changes?: ChangeFeed;
+  readonly livePollMs?: number;
+  readonly stallMs?: number;
+  readonly maxLagMs?: number;
   /**
    * The cloud itself makes creates idempotent on the key (the sim does; OpenStack does not): skip
    * the look-up by key before each create, a replayed create returns the first object. Saves one
@@ -50,15 +56,15 @@ export interface GatewayOptions {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(new TaskAbortedError());
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
+    const abort = () => {
       clearTimeout(t);
       reject(new TaskAbortedError());
     };
     const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', abort);
       resolve();
     }, Math.max(0, ms));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    onAbort(signal, abort);
   });
 }
 
@@ -115,7 +121,7 @@ export type Settle = 'done' | 'pending' | { readonly failed: string };
 export class CloudGateway {
   readonly bucket: TokenBucket;
   readonly log: Logger;
-  private readonly o: Required<Omit<GatewayOptions, 'rateLimit' | 'logger' | 'changes' | 'idempotentCreates' | 'replaceFailedCreates'>>;
+  private readonly o: Required<Omit<GatewayOptions, 'rateLimit' | 'logger' | 'changes' | 'idempotentCreates' | 'replaceFailedCreates' | 'stallMs' | 'maxLagMs'>>;
   readonly idempotentCreates: boolean;
   readonly replaceFailedCreates: number;
   private readonly watcher: ChangeWatcher | undefined;
@@ -137,8 +143,9 @@ export class CloudGateway {
       settleTimeoutMs: opts.settleTimeoutMs ?? 15 * 60_000,
       deleteTimeoutMs: opts.deleteTimeoutMs ?? 10 * 60_000,
       fallbackPollMs: opts.fallbackPollMs ?? 5_000,
+      livePollMs: opts.livePollMs ?? 60_000,
     };
-    this.watcher = opts.changes ? new ChangeWatcher(opts.changes, this.log) : undefined;
+    this.watcher = opts.changes ? new ChangeWatcher(opts.changes, this.log, 1_000, opts.stallMs ?? 45_000, opts.maxLagMs ?? 5_000) : undefined;
     this.idempotentCreates = opts.idempotentCreates ?? false;
     this.replaceFailedCreates = opts.replaceFailedCreates ?? 2;
   }
@@ -153,6 +160,23 @@ export class CloudGateway {
     await this.watcher?.close();
   }
 
+  /**
+   * Keeps the events of objects created under `key` from now on (register before the create
+   * call, pass to `waitFor` as `early`, release with `unwatchKey`): undefined without a feed.
+   */
+  watchKey(key: string): KeyInterest | undefined {
+    return this.watcher?.watchKey(key);
+  }
+
+  /** Whether a create task of this gateway is making the key's object right now. */
+  creating(key: string): boolean {
+    return this.watcher?.creating(key) ?? false;
+  }
+
+  unwatchKey(key: string, k: KeyInterest | undefined): void {
+    if (k) this.watcher?.unwatchKey(key, k);
+  }
+
   get settleTimeoutMs(): number {
     return this.o.settleTimeoutMs;
   }
@@ -164,6 +188,8 @@ export class CloudGateway {
    */
   async call<T>(op: string, signal: AbortSignal | undefined, fn: (opts: CallOptions) => Promise<T>): Promise<T> {
     const started = Date.now();
+    // The client listens to the signal for every call too.
+    allowManyListeners(signal);
     for (let attempt = 0; ; attempt++) {
       await this.bucket.take(signal);
       this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
@@ -206,6 +232,8 @@ export class CloudGateway {
        * change event (no GET), or the first poll when the feed is down.
        */
       start?: () => Promise<boolean>;
+      /** The create's key interest (`watchKey`), registered before `first` was made: its events of this object count. */
+      early?: KeyInterest | undefined;
       onFail: (reason: string, obj: ObjectOf[K] | undefined) => Error;
     },
   ): Promise<ObjectOf[K] | undefined> {
@@ -214,9 +242,17 @@ export class CloudGateway {
     let fallback = this.o.fallbackPollMs;
     // Interest is registered before the first look (and before `start`), so a change right after it still wakes us.
     const interest = this.watcher?.watch(id);
+    // `first` is trusted only when no change of the object can have been missed before `interest`:
+    // the create's key interest covers the time since the create call, else a GET looks.
+    const early = opts.early;
+    const seenEarly = early && !early.lost ? early.seen.get(id) : undefined;
+    if (interest && seenEarly) {
+      interest.latest = seenEarly;
+      interest.dirty = true;
+    }
     try {
       const moving = (await opts.start?.()) ?? false;
-      let obj = moving ? undefined : 'first' in opts ? opts.first : await this.get(kind, id, signal, opts.call);
+      let obj = moving ? undefined : 'first' in opts && !early?.lost ? opts.first : await this.get(kind, id, signal, opts.call);
       for (let looked = !moving; ; looked = true) {
         const s = looked ? check(obj) : 'pending';
         if (s === 'done') return obj;
@@ -224,7 +260,9 @@ export class CloudGateway {
         if (Date.now() >= deadline) throw opts.onFail(`did not settle within ${opts.timeoutMs ?? this.o.settleTimeoutMs} ms (status ${statusOf(obj)})`, obj);
         const left = Math.max(0, deadline - Date.now());
         if (interest && this.watcher?.connected) {
-          const slice = Math.min(fallback, left);
+          // A live feed misses nothing: silence means the object did not change, so look rarely.
+          const live = this.watcher.live;
+          const slice = Math.min(live ? this.o.livePollMs : fallback, left);
           const since = Date.now();
           await this.watcher.wait(interest, slice, signal);
           const timedOut = Date.now() - since >= slice;
@@ -236,7 +274,7 @@ export class CloudGateway {
             continue;
           }
           // Nothing was heard for a whole interval: the object is simply slow (a long boot); look less often.
-          if (timedOut) fallback = Math.min(fallback * 2, this.o.fallbackPollMs * 6);
+          if (timedOut && !live) fallback = Math.min(fallback * 2, this.o.fallbackPollMs * 6);
         } else {
           await sleep(Math.min(delay, left), signal);
           delay = Math.min(this.o.pollMaxMs, delay * 1.5);

@@ -35,7 +35,8 @@ export function createCloudProvider(client: CloudClient, opts: GatewayOptions = 
     ? (onChange: (c: ObjectChange) => void) =>
         tee.listen((e) => {
           const c = notableChange(e);
-          if (c) onChange(c);
+          // A failed boot inside a create is that task's to replace: telling the actor only makes it observe again after.
+          if (c && !gateway.creating(c.key)) onChange(c);
         })
     : undefined;
   return {

@@ -1,15 +1,22 @@
 /**
  * Wakes waits early when the cloud says an object changed, so a wait costs one GET per real
- * change instead of a poll every few hundred milliseconds. Events are a hint: every wait still
- * polls on a slow fallback interval, and a missed event (stream down, gap) only costs latency.
+ * change instead of a poll every few hundred milliseconds. Events are a hint: a wait still polls
+ * (rarely while the feed is live, i.e. events or keep-alives keep arriving; on a short fallback
+ * interval otherwise), and a missed event (stream down, stalled, gap) only costs latency.
  */
+import { setMaxListeners } from 'node:events';
 import type { ChangeEvent, Kind } from '@kiln/sim-cloud';
 import type { Logger } from '@kiln/core';
 import type { ObjectChange } from '@kiln/engine';
 
 /** The change feed of a cloud (the sim's SSE `/events`; a real cloud's notifications could feed it too). */
 export interface ChangeFeed {
-  follow(opts: { kinds?: Kind[]; signal?: AbortSignal; onEvent: (e: ChangeEvent) => void; onGap?: (seq: number) => void; onOpen?: () => void }): Promise<void>;
+  /**
+   * `onPing` on every keep-alive: a feed that stays silent (no event, no keep-alive) for the
+   * watcher's `stallMs` counts as stalled and is reconnected, so a feed without keep-alives makes
+   * waits poll whenever the cloud is quiet.
+   */
+  follow(opts: { kinds?: Kind[]; signal?: AbortSignal; onEvent: (e: ChangeEvent) => void; onGap?: (seq: number) => void; onOpen?: () => void; onPing?: () => void }): Promise<void>;
 }
 
 /** Interest in one object: marked dirty by an event, so a change between a GET and the wait is not lost. */
@@ -20,36 +27,116 @@ export interface Interest {
   latest: { obj: unknown } | undefined;
 }
 
+/**
+ * Interest in the objects created under one idempotency key, registered before the create call:
+ * the events of the object it returns that arrive before the wait for it begins (the feed can
+ * beat the create's answer) are kept, by object id, for that wait.
+ */
+export interface KeyInterest {
+  readonly seen: Map<string, { obj: unknown }>;
+  /** Events may have been missed (the feed reconnected or had a gap): the wait must GET first. */
+  lost: boolean;
+}
+
+const unlimited = new WeakSet<AbortSignal>();
+
+/**
+ * The runtime shares one task signal among every task of a partition, so thousands of waits and
+ * calls may listen to it at once: lift Node's limit of 10 listeners (and its warning) for it.
+ */
+export function allowManyListeners(signal: AbortSignal | undefined): void {
+  if (!signal || unlimited.has(signal)) return;
+  setMaxListeners(0, signal);
+  unlimited.add(signal);
+}
+
+/** Adds a one-shot abort listener to a (shared) task signal. */
+export function onAbort(signal: AbortSignal | undefined, listener: () => void): void {
+  allowManyListeners(signal);
+  signal?.addEventListener('abort', listener, { once: true });
+}
+
 export class ChangeWatcher {
   private readonly interests = new Map<string, Set<Interest>>();
+  private readonly keyInterests = new Map<string, Set<KeyInterest>>();
   private readonly ac = new AbortController();
   private readonly done: Promise<void>;
+  private readonly watchdog: NodeJS.Timeout;
+  /** The current connection, aborted when it stalls. */
+  private conn: AbortController | undefined;
+  private lastHeard = 0;
+  /** How late the last event arrived after the change it reports (the cloud's `at`). */
+  private lagMs = 0;
   connected = false;
 
   constructor(
     private readonly feed: ChangeFeed,
     private readonly log: Logger,
     private readonly reconnectMs = 1_000,
+    /** A connected feed silent for this long (no event, no keep-alive) is stalled. */
+    readonly stallMs = 45_000,
+    /**
+     * A feed whose last event came this much after the change it reports is lagging (a busy
+     * process reads it late): waits then poll as well, since a GET answers sooner than the feed.
+     */
+    readonly maxLagMs = 5_000,
   ) {
     this.done = this.run();
+    // A stalled feed is dropped: its waits are woken to look for themselves, and it reconnects.
+    this.watchdog = setInterval(() => {
+      if (this.connected && !this.live) {
+        this.log.debug({ silentMs: Date.now() - this.lastHeard }, 'change feed stalled; reconnecting');
+        this.conn?.abort();
+      }
+    }, Math.max(1, Math.floor(stallMs / 3)));
+    this.watchdog.unref();
+  }
+
+  /**
+   * Connected, heard from (an event or a keep-alive) within `stallMs` and not lagging: silence
+   * about an object means it did not change.
+   */
+  get live(): boolean {
+    return this.connected && Date.now() - this.lastHeard <= this.stallMs && this.lagMs <= this.maxLagMs;
+  }
+
+  private heard(): void {
+    this.lastHeard = Date.now();
   }
 
   private async run(): Promise<void> {
     while (!this.ac.signal.aborted) {
+      const conn = (this.conn = new AbortController());
+      const stop = () => conn.abort();
+      this.ac.signal.addEventListener('abort', stop, { once: true });
       try {
         await this.feed.follow({
-          signal: this.ac.signal,
+          signal: conn.signal,
           onOpen: () => {
+            this.heard();
             this.connected = true;
             this.wakeAll();
           },
-          onEvent: (e) => (e.id ? this.wakeId(e) : this.wakeAll()),
-          onGap: () => this.wakeAll(),
+          onEvent: (e) => {
+            this.heard();
+            const at = Date.parse(e.at);
+            if (!Number.isNaN(at)) this.lagMs = Math.max(0, this.lastHeard - at);
+            if (e.id) this.wakeId(e);
+            else this.wakeAll();
+          },
+          onGap: () => {
+            this.heard();
+            this.wakeAll();
+          },
+          onPing: () => this.heard(),
         });
       } catch (e) {
         this.log.debug({ err: (e as Error).message }, 'change feed down; waits fall back to polling');
       }
+      this.ac.signal.removeEventListener('abort', stop);
       this.connected = false;
+      // Waits sleeping on the feed look for themselves (and poll while it is down).
+      this.wakeAll();
       if (this.ac.signal.aborted) return;
       await new Promise((r) => setTimeout(r, this.reconnectMs));
     }
@@ -63,6 +150,10 @@ export class ChangeWatcher {
       i.dirty = true;
       i.wake?.();
     }
+    if (e.key) for (const k of this.keyInterests.get(e.key) ?? []) {
+      if (latest) k.seen.set(e.id!, latest);
+      else k.lost = true;
+    }
   }
 
   private wakeAll(): void {
@@ -71,6 +162,27 @@ export class ChangeWatcher {
       i.dirty = true;
       i.wake?.();
     }
+    for (const set of this.keyInterests.values()) for (const k of set) k.lost = true;
+  }
+
+  watchKey(key: string): KeyInterest {
+    // Events arrive in order once connected (however late): only a feed that is down can miss them.
+    const k: KeyInterest = { seen: new Map(), lost: !this.connected };
+    let set = this.keyInterests.get(key);
+    if (!set) this.keyInterests.set(key, (set = new Set()));
+    set.add(k);
+    return k;
+  }
+
+  /** Whether a create under this key is waiting for its object (it deals with that object's failures itself). */
+  creating(key: string): boolean {
+    return this.keyInterests.has(key);
+  }
+
+  unwatchKey(key: string, k: KeyInterest): void {
+    const set = this.keyInterests.get(key);
+    set?.delete(k);
+    if (set?.size === 0) this.keyInterests.delete(key);
   }
 
   watch(id: string): Interest {
@@ -102,12 +214,13 @@ export class ChangeWatcher {
         resolve();
       };
       const t = setTimeout(finish, ms);
-      signal?.addEventListener('abort', finish, { once: true });
+      onAbort(signal, finish);
       i.wake = finish;
     });
   }
 
   async close(): Promise<void> {
+    clearInterval(this.watchdog);
     this.ac.abort();
     await this.done;
   }

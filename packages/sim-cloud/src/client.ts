@@ -413,10 +413,11 @@ export class SimCloudClient implements CloudClient {
 
   /**
    * Follows the change feed as server-sent events from `since` (omit for "from now"), calling
-   * `onEvent` for each change and `onGap` when events were lost (relist, then carry on). Returns
+   * `onEvent` for each change and `onGap` when events were lost (relist, then carry on), `onPing`
+   * for each keep-alive (every 15 s: a follower can tell a quiet feed from a stalled one). Returns
    * when the signal aborts or the stream ends; it does not reconnect by itself.
    */
-  async follow(opts: { since?: number; kinds?: Kind[]; signal?: AbortSignal; onEvent: (e: ChangeEvent) => void; onGap?: (seq: number) => void; onOpen?: () => void }): Promise<void> {
+  async follow(opts: { since?: number; kinds?: Kind[]; signal?: AbortSignal; onEvent: (e: ChangeEvent) => void; onGap?: (seq: number) => void; onOpen?: () => void; onPing?: () => void }): Promise<void> {
     const qs = new URLSearchParams();
     if (opts.since !== undefined) qs.set('since', String(opts.since));
     if (opts.kinds) qs.set('kind', opts.kinds.join(','));
@@ -444,7 +445,10 @@ export class SimCloudClient implements CloudClient {
             if (line.startsWith('event: ')) event = line.slice(7);
             else if (line.startsWith('data: ')) data += line.slice(6);
           }
-          if (data === '') continue;
+          if (data === '') {
+            if (block.startsWith(':')) opts.onPing?.();
+            continue;
+          }
           const parsed = JSON.parse(data) as ChangeEvent & { seq: number };
           if (event === 'gap') opts.onGap?.(parsed.seq);
           else opts.onEvent(parsed);
@@ -521,11 +525,16 @@ export class SimCloudClient implements CloudClient {
           });
         },
       );
-      const timer = setTimeout(() => {
-        const e = new Error('timeout');
-        e.name = 'TimeoutError';
-        req.destroy(e);
-      }, timeoutMs);
+      // The clock starts when the request gets a connection: time queued behind `maxSockets`
+      // other calls of this client is not the cloud being slow.
+      let timer: NodeJS.Timeout | undefined;
+      req.once('socket', () => {
+        timer = setTimeout(() => {
+          const e = new Error('timeout');
+          e.name = 'TimeoutError';
+          req.destroy(e);
+        }, timeoutMs);
+      });
       const onAbort = () => req.destroy(new Error('aborted'));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (e) => {

@@ -26,6 +26,8 @@ export interface SimCloudOptions {
   fsync?: FsyncPolicy;
   /** How many change events are kept for `/events?since=` catch-up (default 20000). */
   eventBuffer?: number;
+  /** Keep-alive comment (`: ping`) interval on the SSE stream, ms (default 15 000). */
+  keepAliveMs?: number;
   logger?: Logger;
 }
 
@@ -62,6 +64,7 @@ export class SimCloud {
     readonly stateDir: string,
     private readonly ownsStateDir: boolean,
     private readonly log: Logger,
+    private readonly keepAliveMs: number,
   ) {}
 
   static async start(opts: SimCloudOptions = {}): Promise<SimCloud> {
@@ -92,7 +95,7 @@ export class SimCloud {
       throw new KilnError('UNAVAILABLE', `sim-cloud cannot listen on ${host}:${opts.port ?? 0}: ${(e as Error).message}`, { cause: e });
     }
     const port = (server.address() as AddressInfo).port;
-    const sim = new SimCloud(server, model, `http://${host.includes(':') ? `[${host}]` : host}:${port}`, stateDir, ownsStateDir, log);
+    const sim = new SimCloud(server, model, `http://${host.includes(':') ? `[${host}]` : host}:${port}`, stateDir, ownsStateDir, log, opts.keepAliveMs ?? 15_000);
     server.on('request', (req, res) => void sim.handle(req, res));
     log.info({ url: sim.url, stateDir }, 'sim-cloud listening');
     return sim;
@@ -471,13 +474,15 @@ export class SimCloud {
     }
 
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    // The follower knows it is connected at once, not only with the first event.
+    res.flushHeaders();
     const write = (e: ChangeEvent) => res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
     if (backlog.gap) res.write(`id: ${backlog.seq}\nevent: gap\ndata: ${JSON.stringify({ seq: backlog.seq })}\n\n`);
     else for (const e of backlog.events) if (wanted(e)) write(e);
     const unsubscribe = this.model.subscribe((e) => {
       if (wanted(e)) write(e);
     });
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    const ping = setInterval(() => res.write(': ping\n\n'), this.keepAliveMs);
     this.streams.add(res);
     res.on('close', () => {
       unsubscribe();

@@ -155,4 +155,21 @@ test('unknown paths are 404 in the service shape; unknown control endpoints name
   }
 });
 
+test('the SSE stream opens before any event and sends keep-alives', async () => {
+  const { sim, client } = await startSim({ keepAliveMs: 50 });
+  try {
+    const ac = new AbortController();
+    let open = false;
+    let pings = 0;
+    const following = client.follow({ signal: ac.signal, onEvent: () => undefined, onOpen: () => (open = true), onPing: () => pings++ });
+    await waitFor('open without an event', () => open);
+    await waitFor('keep-alives', () => pings >= 2);
+    ac.abort();
+    await following;
+  } finally {
+    client.close();
+    await sim.stop();
+  }
+});
+
 test.run();

@@ -233,4 +233,28 @@ test('CLI values: faults and latency as key=value lists or JSON', () => {
   assert.throws(() => parseArgs(['--bogus']), (e: KilnError) => e.code === 'REQUEST_INVALID');
 });
 
+test('a call queued behind the client\'s other calls is not timed out for the queueing', async () => {
+  const { sim } = await startSim({ faults: { slowCallShare: 1, slowCallMs: 300 } });
+  // One connection: the second call waits ~300 ms for it, then takes ~300 ms itself (600 > 450).
+  const client = new SimCloudClient(sim.url, { maxSockets: 1, timeoutMs: 450 });
+  try {
+    const [a, b] = await Promise.all([client.list('network'), client.list('network')]);
+    assert.equal([a.length, b.length], [0, 0]);
+    // The cloud itself being slow still times out.
+    const slow = new SimCloudClient(sim.url, { timeoutMs: 100 });
+    try {
+      const failed = await slow.list('network').then(
+        () => undefined,
+        (e: unknown) => e as KilnError,
+      );
+      assert.is(failed?.code, 'TIMEOUT');
+    } finally {
+      slow.close();
+    }
+  } finally {
+    client.close();
+    await sim.stop();
+  }
+});
+
 test.run();
