@@ -15,9 +15,16 @@ export interface HealConfig {
   /** Repair permits per stack: sustained rate per second and burst. */
   readonly repairsPerSecond: number;
   readonly repairBurst: number;
+  /**
+   * The first observation of a new incarnation waits this many intervals (DEFAULT_HEAL: 3; 1 when
+   * absent): a resource just made is what was asked for, and during a big create the early
+   * observations were most of the cloud calls (2,000 servers: 2.25 calls per resource, 1.30
+   * without them). A change notification still wakes it at once.
+   */
+  readonly firstObserveFactor?: number;
 }
 
-export const DEFAULT_HEAL: HealConfig = { observeIntervalMs: 60_000, repairsPerSecond: 5, repairBurst: 20 };
+export const DEFAULT_HEAL: HealConfig = { observeIntervalMs: 60_000, repairsPerSecond: 5, repairBurst: 20, firstObserveFactor: 3 };
 
 export function observeInterval(heal: HealConfig, type: string): number {
   return heal.observeIntervalByType?.[type] ?? heal.observeIntervalMs;

@@ -60,6 +60,8 @@ export interface Incarnation {
   readonly child?: string;
   /** The nested template it was last sent (template resources). */
   readonly nested?: unknown;
+  /** Observed at least once (the first observation waits longer, see HealConfig.firstObserveFactor). */
+  readonly observed?: boolean;
   /** Whether its child was asked to collect member data (groups). */
   readonly attributesRead?: boolean;
   /** Nested: an update was re-targeted, so the child's desire differs from `props`. */
@@ -125,7 +127,8 @@ export interface ResourceState {
   readonly retryAt: number | null;
   /** Generation at which `ready` was last sent. */
   readonly readyGen: number;
-  readonly reported: { readonly gen: number; readonly state: MemberReport['state'] } | null;
+  /** The last report sent (a failure with its reason, so that it can be sent again as it was). */
+  readonly reported: { readonly gen: number; readonly state: MemberReport['state']; readonly reason?: string; readonly replaceable?: boolean } | null;
   readonly action: HeatAction;
   readonly status: HeatStatus;
   readonly reason: string;
@@ -265,7 +268,7 @@ class Step {
         d.parent = msg.parent;
         d.slot = msg.slot;
         d.collect = !!msg.collect;
-        if (msg.gen === d.gen) return; // redelivered desire
+        if (msg.gen === d.gen) return this.desiredAgain();
         d.formerDependants = union(d.formerDependants, prevDependants).filter((x) => !msg.dependants.includes(x));
         d.notify = union(union(d.notify, d.requires), msg.requires);
         d.gen = msg.gen;
@@ -385,6 +388,23 @@ class Step {
         return;
       }
     }
+  }
+
+  /**
+   * The shard desired this generation again: it has not heard this resource reach it (the desire
+   * or the report may have been lost by the mailbox stream). The report goes again when one was
+   * sent at this generation, and a nested step in flight sends its child stack's desire again
+   * (the child recognises the repeat by the step's token); nothing is redone, no event is
+   * published. Work in progress otherwise ignores the repeat.
+   */
+  private desiredAgain(): void {
+    const d = this.d;
+    const r = d.reported;
+    if (r && r.gen === d.gen) return this.report(r.state, r.reason, !!r.replaceable, true);
+    const op = d.op;
+    if (op?.kind !== 'nested') return;
+    const type = this.deps.types.get(this.typeNameOf(op));
+    if (type?.kind === 'nested') this.run(type, op as Op);
   }
 
   /** Never desired and nothing received worth keeping: the state of a deleted (or never made) actor. */
@@ -563,7 +583,8 @@ class Step {
     if (d.observeAt !== null) return;
     const interval = observeInterval(this.heal, d.current!.type);
     if (interval <= 0) return;
-    d.observeAt = nextObserveAt(this.ctx.now, interval, this.ctx.msgId);
+    const factor = d.current!.observed ? 1 : (this.heal.firstObserveFactor ?? 1);
+    d.observeAt = nextObserveAt(this.ctx.now, interval * factor, this.ctx.msgId);
     this.effects.push({ type: 'setTimer', name: 'observe', at: d.observeAt });
   }
 
@@ -585,6 +606,7 @@ class Step {
     d.op = null;
     const cur = d.current;
     if (!msg.ok || !cur || cur.n !== op.inc || d.def === null) return;
+    if (!cur.observed) d.current = { ...cur, observed: true };
     const found = (msg.value ?? null) as ObservedResult | null;
     if (found === null) return this.requestRepair({ kind: 'recreate', inc: cur.n, reason: 'The physical resource is gone: recreating it' });
     const h = found.health;
@@ -1027,11 +1049,12 @@ class Step {
     d.notify = gone ? [] : [...d.requires];
   }
 
-  private report(state: MemberReport['state'], reason?: string, replaceable = false): void {
+  /** `again`: send it even when it is the report sent last (the shard asked again). */
+  private report(state: MemberReport['state'], reason?: string, replaceable = false, again = false): void {
     const d = this.d;
     if (!d.parent) return;
-    if (d.reported && d.reported.gen === d.gen && d.reported.state === state) return;
-    d.reported = { gen: d.gen, state };
+    if (!again && d.reported && d.reported.gen === d.gen && d.reported.state === state) return;
+    d.reported = { gen: d.gen, state, ...(reason !== undefined ? { reason } : {}), ...(replaceable ? { replaceable } : {}) };
     const cur = d.current;
     const type = cur ? this.deps.types.get(cur.type) : undefined;
     const m: MemberReport = {

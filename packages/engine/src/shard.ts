@@ -55,6 +55,8 @@ export interface ShardState {
   readonly fatal?: boolean;
   /** Rollout: the open batch's member range within this shard and the children still working on it. */
   readonly batch?: { readonly lo: number; readonly hi: number; readonly waiting: number; readonly failed: number; readonly done: boolean } | null;
+  /** When the shard last heard from its parent's first desire or from a child (see `ShardMsg.again`). */
+  readonly heardAt?: number;
 }
 
 /**
@@ -162,8 +164,20 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
   if (msg.kind === 'report') return memberReported(state, msg, effects, ctx);
   const next = produce(state, (d) => {
     if (msg.kind === 'shardDesire') {
-      if (msg.gen <= d.gen) return;
+      // A probe (a repeat without members, see RESEND_SPEC_LIMIT) is never taken as a new generation.
+      const probe = !msg.named && !msg.group;
+      if (msg.gen < d.gen || (probe && msg.gen > d.gen)) return;
+      if (msg.gen === d.gen) {
+        // The parent sent this generation again (it has not heard this shard reach it: a desire
+        // or a report may have been lost): desire again only the children that have not
+        // reported, and report again what was last reported. Nothing is reset.
+        if (d.parent && ctx.now - (d.heardAt ?? 0) >= (msg.again?.quietMs ?? 0)) resendDesires(cfg, d as ShardState, msg, effects, ctx);
+        if (d.lastReport) maybeReport(d, effects, ctx, true);
+        undraftEffects(effects);
+        return;
+      }
       d.gen = msg.gen;
+      d.heardAt = ctx.now;
       d.parent = msg.parent;
       d.settled = [];
       d.failed = [];
@@ -183,71 +197,18 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
       if (msg.named) {
         d.inner = false;
         d.total = msg.named.length;
-        msg.named.forEach((m, slot) => {
-          const desire: ResourceMsg = {
-            kind: 'desire',
-            gen: msg.gen,
-            parent: ctx.self,
-            slot,
-            tenant: msg.tenant,
-            stackId: msg.stackId,
-            stackName: msg.stackName,
-            // The scope goes only with expressions to resolve (metadata and update_policy feed resource_facade and group policies).
-            def: m.def && msg.scope && (hasProperties(m.def.properties) || hasProperties(m.def.metadata) || hasProperties(m.def.updatePolicy)) ? { ...m.def, scope: msg.scope } : m.def,
-            requires: m.requires,
-            dependants: m.dependants,
-            ...(msg.forget ? { forget: true } : {}),
-            ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
-          };
-          effects.push({ type: 'send', to: resourceAddress(msg.stackId, m.name), msg: desire });
-        });
+        msg.named.forEach((_, slot) => sendNamedDesire(msg, slot, effects, ctx));
       } else if (msg.group) {
         const g = msg.group;
         if (g.level > 0) {
           d.inner = true;
           const children = treeNodes(g.lo, g.hi, g.level, cfg);
           d.total = children.length;
-          children.forEach((c, slot) => {
-            const m: ShardMsg = {
-              kind: 'shardDesire',
-              gen: msg.gen,
-              parent: ctx.self,
-              tenant: msg.tenant,
-            stackId: msg.stackId,
-              stackName: msg.stackName,
-              slot,
-              group: { ...g, level: c.level, lo: c.lo, hi: c.hi },
-              ...(msg.forget ? { forget: true } : {}),
-            ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
-            };
-            effects.push({ type: 'send', to: groupShardAddress(msg.stackId, c.level, c.lo), msg: m });
-          });
+          children.forEach((c, slot) => sendChildDesire(msg, c, slot, effects, ctx));
         } else {
           d.inner = false;
           d.total = g.hi - g.lo;
-          const prev = g.spec.rollout?.prev;
-          for (let i = g.lo; i < g.hi; i++) {
-            const exists = memberExists(i, g.spec.shape);
-            // Rolling out: existing members (all, for a batched create) act in their batch only.
-            const rolling = exists && !!g.spec.rollout && (prev === null || (prev !== undefined && memberExists(i, prev)));
-            const desire: ResourceMsg = {
-              kind: 'desire',
-              gen: msg.gen,
-              parent: ctx.self,
-              slot: i - g.lo,
-              tenant: msg.tenant,
-            stackId: msg.stackId,
-              stackName: msg.stackName,
-              def: exists ? memberDef(g.spec, i) : null,
-              requires: [],
-              dependants: [],
-              collect: g.spec.collect,
-              ...(rolling ? { rolling: true } : {}),
-              ...(msg.forget ? { forget: true } : {}),
-            ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
-            };
-            effects.push({ type: 'send', to: resourceAddress(msg.stackId, String(i)), msg: desire });
-          }
+          for (let i = g.lo; i < g.hi; i++) sendMemberDesire(msg, i, effects, ctx);
         }
       }
       d.slot = msg.slot;
@@ -264,12 +225,114 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
       d.batch = { ...b, waiting: b.waiting - 1, failed: b.failed + msg.failed };
       batchProgress(d, effects);
     } else {
+      d.heardAt = ctx.now;
       onChild(d, msg);
       maybeReport(d, effects, ctx);
     }
     undraftEffects(effects);
   });
   return { state: next, effects };
+}
+
+type ShardDesire = Extract<ShardMsg, { kind: 'shardDesire' }>;
+
+function sendNamedDesire(msg: ShardDesire, slot: number, effects: Effect[], ctx: MessageContext): void {
+  const m = msg.named![slot]!;
+  const desire: ResourceMsg = {
+    kind: 'desire',
+    gen: msg.gen,
+    parent: ctx.self,
+    slot,
+    tenant: msg.tenant,
+    stackId: msg.stackId,
+    stackName: msg.stackName,
+    // The scope goes only with expressions to resolve (metadata and update_policy feed resource_facade and group policies).
+    def: m.def && msg.scope && (hasProperties(m.def.properties) || hasProperties(m.def.metadata) || hasProperties(m.def.updatePolicy)) ? { ...m.def, scope: msg.scope } : m.def,
+    requires: m.requires,
+    dependants: m.dependants,
+    ...(msg.forget ? { forget: true } : {}),
+    ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
+  };
+  effects.push({ type: 'send', to: resourceAddress(msg.stackId, m.name), msg: desire });
+}
+
+function sendChildDesire(msg: ShardDesire, c: { level: number; lo: number; hi: number }, slot: number, effects: Effect[], ctx: MessageContext): void {
+  const m: ShardMsg = {
+    kind: 'shardDesire',
+    gen: msg.gen,
+    parent: ctx.self,
+    tenant: msg.tenant,
+    stackId: msg.stackId,
+    stackName: msg.stackName,
+    slot,
+    group: { ...msg.group!, level: c.level, lo: c.lo, hi: c.hi },
+    ...(msg.forget ? { forget: true } : {}),
+    ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
+    ...(msg.again ? { again: msg.again } : {}),
+  };
+  effects.push({ type: 'send', to: groupShardAddress(msg.stackId, c.level, c.lo), msg: m });
+}
+
+/** Whether member `i` of a leaf's desire rolls out (acts only in its batch). */
+function rollsOut(g: GroupSpec, i: number): boolean {
+  const prev = g.rollout?.prev;
+  // Rolling out: existing members (all, for a batched create) act in their batch only.
+  return memberExists(i, g.shape) && !!g.rollout && (prev === null || (prev !== undefined && memberExists(i, prev)));
+}
+
+function sendMemberDesire(msg: ShardDesire, i: number, effects: Effect[], ctx: MessageContext): void {
+  const g = msg.group!;
+  const exists = memberExists(i, g.spec.shape);
+  const rolling = rollsOut(g.spec, i);
+  const desire: ResourceMsg = {
+    kind: 'desire',
+    gen: msg.gen,
+    parent: ctx.self,
+    slot: i - g.lo,
+    tenant: msg.tenant,
+    stackId: msg.stackId,
+    stackName: msg.stackName,
+    def: exists ? memberDef(g.spec, i) : null,
+    requires: [],
+    dependants: [],
+    collect: g.spec.collect,
+    ...(rolling ? { rolling: true } : {}),
+    ...(msg.forget ? { forget: true } : {}),
+    ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
+  };
+  effects.push({ type: 'send', to: resourceAddress(msg.stackId, String(i)), msg: desire });
+}
+
+/**
+ * A repeated desire of the shard's own generation (and nothing heard from the children for the
+ * sender's period): the children that have not reported reaching it are desired again (a child at that generation ignores the repeat while it works, and
+ * reports again when it already reached it). Members of a rollout outside the batches opened so
+ * far are not expected to report yet and are skipped.
+ */
+function resendDesires(cfg: TreeConfig, s: ShardState, msg: ShardDesire, effects: Effect[], ctx: MessageContext): void {
+  const reported = (slot: number) => bit(s.settled, slot) || bit(s.gone, slot) || bit(s.failed, slot);
+  if (msg.named) {
+    for (let slot = 0; slot < msg.named.length; slot++) if (!reported(slot)) sendNamedDesire(msg, slot, effects, ctx);
+    return;
+  }
+  const g = msg.group;
+  if (!g) return;
+  if (g.level > 0) {
+    treeNodes(g.lo, g.hi, g.level, cfg).forEach((c, slot) => {
+      const got = s.childCounts[slot];
+      if (!got || got.settled + got.gone + got.failed < got.total) sendChildDesire(msg, c, slot, effects, ctx);
+    });
+    return;
+  }
+  const opened = s.batch ? s.batch.hi : g.lo;
+  for (let i = g.lo; i < g.hi; i++) {
+    if (reported(i - g.lo)) continue;
+    const rolling = rollsOut(g.spec, i);
+    if (i >= opened && rolling) continue;
+    sendMemberDesire(msg, i, effects, ctx);
+    // A member of the open batch may have lost its `go` as well (a repeat is harmless).
+    if (rolling && s.batch && i >= s.batch.lo) effects.push({ type: 'send', to: resourceAddress(msg.stackId, String(i)), msg: { kind: 'go', gen: s.gen } satisfies ResourceMsg });
+  }
 }
 
 /**
@@ -287,6 +350,7 @@ function memberReported(state: ShardState, msg: MemberReport, effects: Effect[],
     repairing: [...(state.repairing ?? [])],
     counts: { ...state.counts },
     collected: state.collect ? { ...state.collected } : state.collected,
+    heardAt: ctx.now,
   } as Draft<ShardState>;
   onMember(d, msg);
   maybeReport(d, effects, ctx);
@@ -404,9 +468,10 @@ export function shardCounts(s: ShardState): { settled: number; failed: number; g
 
 /**
  * Reports up when every slot is done, and when the failure count changes (so a failure shows at
- * once); nothing per member otherwise, keeping the parent's inbox bounded.
+ * once); nothing per member otherwise, keeping the parent's inbox bounded. `again`: the parent
+ * asked again (its desire repeated), so the report goes even when it is the one sent before.
  */
-function maybeReport(d: Draft<ShardState>, effects: Effect[], ctx: MessageContext): void {
+function maybeReport(d: Draft<ShardState>, effects: Effect[], ctx: MessageContext, again = false): void {
   const slotsDone = d.inner ? d.counts.settled : d.counts.settled + d.counts.gone;
   const allDone = slotsDone === d.total;
   const failedSlots = d.counts.failed;
@@ -417,9 +482,9 @@ function maybeReport(d: Draft<ShardState>, effects: Effect[], ctx: MessageContex
   const lastUnhealthy = last?.unhealthy ?? 0;
   // A slot that was done and is repairing again is reported too (the stack shows CONVERGING).
   const wasDone = last?.done === true;
-  if (!allDone && failedSlots === 0 && !(last && last.failed > 0) && !wasDone && unhealthy.length === 0 && lastUnhealthy === 0) return;
+  if (!again && !allDone && failedSlots === 0 && !(last && last.failed > 0) && !wasDone && unhealthy.length === 0 && lastUnhealthy === 0) return;
   const same = !!last && last.settled === counts.settled && last.failed === counts.failed && last.gone === counts.gone && lastUnhealthy === unhealthy.length;
-  if (same) return;
+  if (same && !again) return;
   d.lastReport = { settled: counts.settled, failed: counts.failed, gone: counts.gone, done: allDone, ...(unhealthy.length ? { unhealthy: unhealthy.length } : {}) };
   let members: GroupMemberData[] | undefined;
   if (d.collect && allDone) {

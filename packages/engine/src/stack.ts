@@ -9,8 +9,8 @@
  */
 import type { Draft } from 'immer';
 import type { ActorBehavior, Effect, MessageContext, Reduction, TimerFired } from '@kiln/runtime';
-import { isKilnError } from '@kiln/core';
-import { produce, undraftEffects } from './draft.js';
+import { encode, isKilnError } from '@kiln/core';
+import { produce, undraft, undraftEffects } from './draft.js';
 import type { GroupMemberData } from './builtins.js';
 import { OUTPUTS_DEPENDANT, resourceAddress } from './resource.js';
 import { DEFAULT_TREE, groupShardAddress, memberExists, namedShardAddress, shapeExtent, treeNodes, type TreeConfig } from './shard.js';
@@ -98,6 +98,44 @@ export interface StackState {
    * per-resource work.
    */
   readonly pending?: PendingGeneration | null;
+  /**
+   * Level-triggered fan-out while the shards have not all reported reaching the fanned generation:
+   * the period of the armed `resend` timer and what the fanned generation needs to be sent again
+   * (a template stack's spec, when at most `RESEND_SPEC_LIMIT`; a group's shape is `group`). Null
+   * once every shard reported.
+   */
+  readonly resend?: { readonly period: number; readonly g?: PendingGeneration } | null;
+}
+
+/**
+ * The mailbox stream may lose acknowledged mail (nats-server 2.9 replica resets, see
+ * docs/chaos.md finding 6), so a supervisor does not trust one desire per shard: while shards
+ * have not reported reaching the fanned generation, a durable `resend` timer (one per stack, not
+ * per shard) sends them their desire again — first after `firstMs`, then doubling up to `maxMs`.
+ * Each shard repeats only what its own children have not reported, down to the resources, which
+ * answer with their report again; a child still working ignores the repeat.
+ */
+export interface ResendPeriods {
+  readonly firstMs: number;
+  readonly maxMs: number;
+}
+export const DEFAULT_RESEND: ResendPeriods = { firstMs: 30_000, maxMs: 300_000 };
+
+/**
+ * A template stack keeps its fanned spec for sending its desires again only up to this size
+ * (encoded): the fan-out step's record holds the record and the shards' desires together, and a
+ * large spec twice would pass nats-server's max_payload. Beyond it (and for nothing else) the
+ * repeat is a probe without desires: shards report again, but a lost desire stays lost.
+ */
+export const RESEND_SPEC_LIMIT = 128 * 1024;
+
+/**
+ * The first resend period of a stack of `size` resources: `firstMs`, or 2 ms per resource when
+ * longer. A healthy big fan-out leaves members queued behind the mailbox backlog for minutes (a
+ * 1M-member group: ~10 min); sending their desires again then would only multiply the backlog.
+ */
+export function resendFirstMs(cfg: ResendPeriods, size: number): number {
+  return Math.max(cfg.firstMs, 2 * size);
 }
 
 /** What a held generation needs at its fan-out (the rest of its `setDesired` is applied on receipt). */
@@ -131,6 +169,9 @@ function fannedSettled(s: StackState): boolean {
   return entries.some((x) => x.failed > 0) || (entries.length === s.shardCount && entries.every((x) => x.done));
 }
 
+/** Whether a shard's last report says it reached the fanned generation (every member settled, gone or failed). */
+const shardReached = (x: StackState['shards'][string] | undefined) => !!x && x.settled + x.gone + x.failed >= x.total;
+
 /**
  * A group generation rolled out in batches: members are taken in index order, `batch` at a time
  * (those existing in `prev` too; every member when `prev` is null, a batched create); `[frontier,
@@ -152,6 +193,7 @@ export interface StackDeps {
   readonly tree?: TreeConfig;
   readonly heal?: HealConfig;
   readonly fanoutHold?: FanoutHold;
+  readonly resend?: ResendPeriods;
 }
 
 type Msg = StackMsg | ResourceMsg | TimerFired;
@@ -189,6 +231,7 @@ export function initialStackState(self: string): StackState {
     fanned: 0,
     fannedAt: 0,
     pending: null,
+    resend: null,
   };
 }
 
@@ -224,17 +267,44 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       d.reason = reason;
       d.updatedAt = ctx.now;
       emit(d.action, heatStatus, reason);
-      if (d.parent && status !== 'CONVERGING') {
-        const m: ResourceMsg = {
-          kind: 'child',
-          token: d.parent.token,
-          state: status === 'READY' ? 'READY' : status === 'DELETED' ? 'GONE' : 'FAILED',
-          outputs: childOutputs(d as StackState),
-          ...(status === 'FAILED' ? { reason } : {}),
-          ...(status === 'FAILED' && replaceable ? { replaceable: true } : {}),
-        };
-        effects.push({ type: 'send', to: d.parent.addr, msg: m });
+      if (status !== 'CONVERGING') tellParent(replaceable);
+    };
+    /** A nested stack tells the resource that drives it where its generation ended. */
+    const tellParent = (replaceable: boolean) => {
+      if (!d.parent) return;
+      const m: ResourceMsg = {
+        kind: 'child',
+        token: d.parent.token,
+        state: d.status === 'READY' ? 'READY' : d.status === 'DELETED' ? 'GONE' : 'FAILED',
+        outputs: childOutputs(d as StackState),
+        ...(d.status === 'FAILED' ? { reason: d.reason } : {}),
+        ...(d.status === 'FAILED' && replaceable ? { replaceable: true } : {}),
+      };
+      effects.push({ type: 'send', to: d.parent.addr, msg: m });
+    };
+    const resendCfg = deps.resend ?? DEFAULT_RESEND;
+    /** Arms the level-triggered fan-out for the generation just fanned out. */
+    const armResend = (held?: PendingGeneration) => {
+      // A held generation going out is a draft: measure (and keep) its plain copy.
+      const g = held && undraft(held);
+      const keep = g && (!g.spec || encode(g.spec).length <= RESEND_SPEC_LIMIT);
+      const first = resendFirstMs(resendCfg, d.group ? d.highWater : Math.max(d.known.length, d.desiredNames.length));
+      d.resend = { period: first, ...(keep ? { g } : {}) } as Draft<StackState['resend']>;
+      effects.push({ type: 'setTimer', name: 'resend', at: ctx.now + first, msg: { gen: d.fanned } });
+    };
+    /** The slots of the top shards that have not reported reaching the fanned generation. */
+    const unreached = (): number[] => {
+      const out: number[] = [];
+      if (d.group) {
+        const nodes = treeNodes(0, d.highWater, null, tree);
+        if (nodes.length === 0) return shardReached(d.shards[`${STACK_ACTOR}/${d.stackId}#empty`]) ? [] : [0];
+        nodes.forEach((n, slot) => {
+          if (!shardReached(d.shards[groupShardAddress(d.stackId, n.level, n.lo)])) out.push(slot);
+        });
+        return out;
       }
+      for (let k = 0; k < d.shardCount; k++) if (!shardReached(d.shards[namedShardAddress(d.stackId, k)])) out.push(k);
+      return out;
     };
 
     /** Hands out repair permits from the stack's token bucket; the rest wait for a timer. */
@@ -271,6 +341,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         } catch (e) {
           // An invalid template: no right action exists for this generation (nothing is out for it).
           d.shardCount = 0;
+          if (d.resend) {
+            d.resend = null;
+            effects.push({ type: 'cancelTimer', name: 'resend' });
+          }
           const reason = isKilnError(e) ? e.message : e instanceof Error ? e.message : String(e);
           setStatus('FAILED', 'FAILED', reason);
           return;
@@ -279,10 +353,58 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         d.outputExprs = {};
       }
       fanOutNamed(d, planned, effects, tree);
+      armResend(g);
+    }
+
+    /** The `resend` timer: the shards that have not reported reaching the fanned generation get its desire again. */
+    function resend(): void {
+      const r = d.resend;
+      if (!r) return;
+      const slots = unreached();
+      if (slots.length === 0) {
+        d.resend = null;
+        return;
+      }
+      const gen = d.fanned ?? d.gen;
+      if (d.group) fanOutGroup(d, d.op ?? 'update', effects, tree, { slots: new Set(slots), quietMs: r.period });
+      else {
+        const g = r.g as PendingGeneration | undefined;
+        if (g) sendNamedAgain(g, gen, slots, r.period);
+        else probeNamed(gen, slots, r.period);
+      }
+      const period = Math.max(r.period, Math.min(resendCfg.maxMs, r.period * 2));
+      d.resend = { ...r, period };
+      effects.push({ type: 'setTimer', name: 'resend', at: ctx.now + period, msg: { gen } });
+    }
+
+    /** A template stack's desires sent again to these shards (its spec planned again: the same resources). */
+    function sendNamedAgain(g: PendingGeneration, gen: number, slots: number[], quietMs: number): void {
+      let planned: ReadonlyArray<Extras> = [];
+      if (!removesStack(g.op)) {
+        // The plan of a generation that planned once before: the same resources again.
+        if (!g.spec) return;
+        const plan = deps.template.plan(g.spec, { stackId: d.stackId, stackName: d.name });
+        planned = applyDesiredExtras(withImplicitDependencies(plan.resources, deps.types), g.overrides, g.adopt);
+      }
+      fanOutNamed(d, planned, effects, tree, { gen, op: g.op, slots: new Set(slots), quietMs });
+    }
+
+    /** Without the spec: a desire without members, which a shard at that generation answers with its report (see RESEND_SPEC_LIMIT). */
+    function probeNamed(gen: number, slots: number[], quietMs: number): void {
+      for (const k of slots) {
+        const m: ShardMsg = { kind: 'shardDesire', gen, parent: `${STACK_ACTOR}/${d.stackId}`, tenant: d.tenant, stackId: d.stackId, stackName: d.name, slot: k, again: { quietMs } };
+        effects.push({ type: 'send', to: namedShardAddress(d.stackId, k), msg: m });
+      }
     }
 
     switch (msg.kind) {
       case 'setDesired': {
+        // The driving resource's step sent its desire again (it has not heard back: mail may be
+        // lost): the same step's token. Tell it again where the generation ended, if it did.
+        if (msg.parent && d.parent && msg.parent.token === d.parent.token && msg.parent.addr === d.parent.addr && d.gen > 0) {
+          if (d.status !== 'CONVERGING') tellParent(Object.values(d.shards).some((x) => x.failed > 0) && Object.values(d.shards).every((x) => x.failed === 0 || !!x.replaceable));
+          return;
+        }
         let spec: StackSpec | undefined;
         const gen = msg.gen ?? d.gen + 1;
         if (gen <= d.gen) return;
@@ -327,6 +449,7 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
           d.fanned = gen;
           d.fannedAt = ctx.now;
           fanOutGroup(d, msg.op, effects, tree);
+          armResend();
           return openNextBatch(d, effects, tree);
         }
         const next: PendingGeneration = { op: msg.op, ...(spec ? { spec } : {}), ...(msg.overrides ? { overrides: msg.overrides } : {}), ...(msg.adopt ? { adopt: msg.adopt } : {}) };
@@ -345,6 +468,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       case 'shardReport': {
         if (msg.gen !== (d.fanned ?? d.gen)) return;
         onShardReport(d, msg);
+        if (d.resend && unreached().length === 0) {
+          d.resend = null;
+          effects.push({ type: 'cancelTimer', name: 'resend' });
+        }
         if (d.pending) {
           // The fanned generation is superseded: its outcome only decides when the newest goes out.
           if (fannedSettled(d as StackState)) fanOut(d.pending as PendingGeneration);
@@ -383,6 +510,10 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       }
       case '$timer': {
         if (msg.name === 'repair') return grantRepairs();
+        if (msg.name === 'resend') {
+          if ((msg.msg as { gen?: number } | undefined)?.gen === (d.fanned ?? d.gen)) resend();
+          return;
+        }
         if (msg.name === 'fanout') {
           if (d.pending) fanOut(d.pending as PendingGeneration);
           return;
@@ -483,7 +614,8 @@ function applyDesiredExtras(
 
 type Extras = PlannedResource & { adopt?: AdoptedResource; childOverrides?: Record<string, number> };
 
-function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<Extras>, effects: Effect[], tree: TreeConfig): void {
+/** `again`: the desire of the fanned generation sent again to some shards only (the stack's state is left as it is). */
+function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<Extras>, effects: Effect[], tree: TreeConfig, again?: { gen: number; op: StackOp; slots: ReadonlySet<number>; quietMs: number }): void {
   const desired = new Map(planned.map((r) => [r.name, r]));
   const dependants = new Map<string, string[]>();
   for (const r of planned) {
@@ -524,37 +656,45 @@ function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<Extras>, effec
     });
   }
   for (const n of removed) entries.push({ name: n, def: null, requires: [], dependants: [] });
-  // Names that may exist until this generation settles: the desired plus the ones being removed.
-  d.known = entries.map((e) => e.name);
-  d.desiredNames = planned.map((r) => r.name);
   const shards = Math.max(1, Math.ceil(entries.length / tree.leaf));
-  d.shardCount = shards;
+  if (!again) {
+    // Names that may exist until this generation settles: the desired plus the ones being removed.
+    d.known = entries.map((e) => e.name);
+    d.desiredNames = planned.map((r) => r.name);
+    d.shardCount = shards;
+  }
   for (let k = 0; k < shards; k++) {
+    if (again && !again.slots.has(k)) continue;
     const m: ShardMsg = {
       kind: 'shardDesire',
-      gen: d.gen,
+      gen: again?.gen ?? d.gen,
       parent: `${STACK_ACTOR}/${d.stackId}`,
       tenant: d.tenant,
       stackId: d.stackId,
       stackName: d.name,
       slot: k,
-      ...(d.op === 'abandon' ? { forget: true } : {}),
+      ...((again?.op ?? d.op) === 'abandon' ? { forget: true } : {}),
       ...(d.eventsRoot ? { eventsRoot: d.eventsRoot as EventsRoot } : {}),
       ...(d.scope ? { scope: d.scope as ResolveScope } : {}),
       named: entries.slice(k * tree.leaf, (k + 1) * tree.leaf),
+      ...(again ? { again: { quietMs: again.quietMs } } : {}),
     };
     effects.push({ type: 'send', to: namedShardAddress(d.stackId, k), msg: m });
   }
 }
 
-function fanOutGroup(d: Draft<StackState>, op: StackOp, effects: Effect[], tree: TreeConfig): void {
+/** `again`: the fanned generation's desire sent again to these top shards only (the stack's state is left as it is). */
+function fanOutGroup(d: Draft<StackState>, op: StackOp, effects: Effect[], tree: TreeConfig, again?: { slots: ReadonlySet<number>; quietMs: number }): void {
+  const only = again?.slots;
   const group = d.group as GroupSpec;
-  const spec: GroupSpec = removesStack(op) ? { ...group, shape: { count: 0, removed: group.shape.removed } } : group;
-  if (removesStack(op)) d.group = spec as Draft<GroupSpec>;
+  const spec: GroupSpec = removesStack(op) && !only ? { ...group, shape: { count: 0, removed: group.shape.removed } } : group;
+  if (removesStack(op) && !only) d.group = spec as Draft<GroupSpec>;
   const span = Math.max(d.highWater, shapeExtent(spec.shape));
-  d.highWater = span;
   const nodes = treeNodes(0, Math.max(span, 0), null, tree);
-  d.shardCount = nodes.length;
+  if (!only) {
+    d.highWater = span;
+    d.shardCount = nodes.length;
+  }
   if (nodes.length === 0) {
     // An empty group: settled at once.
     d.shardCount = 1;
@@ -562,6 +702,7 @@ function fanOutGroup(d: Draft<StackState>, op: StackOp, effects: Effect[], tree:
     return;
   }
   nodes.forEach((n, slot) => {
+    if (only && !only.has(slot)) return;
     const m: ShardMsg = {
       kind: 'shardDesire',
       gen: d.gen,
@@ -573,6 +714,7 @@ function fanOutGroup(d: Draft<StackState>, op: StackOp, effects: Effect[], tree:
       group: { level: n.level, lo: n.lo, hi: n.hi, spec },
       ...(op === 'abandon' ? { forget: true } : {}),
       ...(d.eventsRoot ? { eventsRoot: d.eventsRoot as EventsRoot } : {}),
+      ...(again ? { again: { quietMs: again.quietMs } } : {}),
     };
     effects.push({ type: 'send', to: groupShardAddress(d.stackId, n.level, n.lo), msg: m });
   });

@@ -267,6 +267,12 @@ export type ShardMsg =
       /** Stack abandoned: members forget their resources instead of deleting them. */
       readonly forget?: boolean;
       readonly eventsRoot?: EventsRoot;
+      /**
+       * A repeat of a desire sent before (the sender has not heard this shard reach the
+       * generation): the shard desires again the children it has not heard from, if it has heard
+       * nothing from any of them for `quietMs` (children that report are being worked on).
+       */
+      readonly again?: { readonly quietMs: number };
     }
   | MemberReport
   | ShardReport;

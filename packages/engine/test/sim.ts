@@ -23,6 +23,7 @@ import {
   type TreeConfig,
 } from '../src/index.js';
 import { seededRandom } from '../src/hash.js';
+import type { ResendPeriods } from '../src/stack.js';
 
 export interface SimOptions {
   seed?: string;
@@ -34,6 +35,9 @@ export interface SimOptions {
   fanoutHold?: FanoutHold;
   /** Virtual ms a task takes (its result arrives then, like a slow cloud call); default 0. */
   taskMs?: (input: unknown) => number;
+  /** Mail the stream loses: a send for which this returns true is never delivered. */
+  lose?: (to: string, msg: unknown) => boolean;
+  resend?: ResendPeriods;
 }
 
 export class Sim {
@@ -56,7 +60,7 @@ export class Sim {
     this.types = new TypeRegistry([...builtinTypes, ...autoscalingTypes, ...(opts.extraTypes ?? [])]);
     const template = new HotTemplateAdapter();
     const bs = [
-      stackBehavior({ template, types: this.types, ...(opts.tree ? { tree: opts.tree } : {}), ...(opts.heal ? { heal: opts.heal } : {}), ...(opts.fanoutHold ? { fanoutHold: opts.fanoutHold } : {}) }),
+      stackBehavior({ template, types: this.types, ...(opts.tree ? { tree: opts.tree } : {}), ...(opts.heal ? { heal: opts.heal } : {}), ...(opts.fanoutHold ? { fanoutHold: opts.fanoutHold } : {}), ...(opts.resend ? { resend: opts.resend } : {}) }),
       shardBehavior(opts.tree),
       resourceBehavior({ template, types: this.types, ...(opts.heal ? { heal: opts.heal } : {}) }),
     ] as unknown as ActorBehavior<unknown, unknown>[];
@@ -105,7 +109,7 @@ export class Sim {
   private apply(addr: string, e: Effect, key: string): void {
     switch (e.type) {
       case 'send':
-        this.send(e.to, e.msg);
+        if (!this.opts.lose?.(e.to, e.msg)) this.send(e.to, e.msg);
         return;
       case 'emit':
         this.events.push(e.event as EngineEvent);
@@ -157,6 +161,11 @@ export class Sim {
       this.send(next.addr, next.raw ? next.msg : { kind: '$timer', name: next.name, msg: next.msg });
     }
     throw new Error('sim did not quiesce');
+  }
+
+  /** Names of the durable timers armed for an actor. */
+  armed(addr: string): string[] {
+    return this.timers.filter((t) => t.addr === addr && !t.raw).map((t) => t.name);
   }
 
   stack(stackId: string): StackState {

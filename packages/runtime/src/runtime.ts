@@ -84,7 +84,11 @@ export interface RuntimeMetrics {
 
 const DEFAULTS = { partitions: DEFAULT_PARTITIONS, leaseMs: 10_000, cacheSize: 10_000, maxInFlight: 4096, maxOutstandingRequests: 1024, prefix: DEFAULT_PREFIX };
 const MAX_BATCH = 256;
-const ACK_WAIT_MS = 30_000;
+// A safety net only: lost deliveries and acks are found by the gap and stall checks, and a
+// takeover recreates the consumer. A pack of 32 entries waiting behind a node's other in-flight
+// packs can take longer than 30 s to settle under load; redelivering it then restarts the partition
+// (seen at 1M members: hundreds of restarts).
+const ACK_WAIT_MS = 300_000;
 const MAX_TIMEOUT = 2 ** 31 - 1;
 /**
  * A partition whose worker holds nothing and has seen no delivery or ack for this long has its

@@ -1,0 +1,240 @@
+/**
+ * Level-triggered convergence: mail the mailbox stream loses (nats-server 2.9 replica resets,
+ * docs/chaos.md finding 6) is made up for by the supervisor's `resend` timer and the repeat
+ * cascading down the shard tree to the children that have not reported.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Sim } from './sim.js';
+import { builtinTypes, HotTemplateAdapter, resourceBehavior, TypeRegistry, type ResourceState, type StackSpec } from '../src/index.js';
+import { DEFAULT_RESEND, RESEND_SPEC_LIMIT } from '../src/stack.js';
+import { DEFAULT_TREE, initialShardState, reduceShard, type ShardState } from '../src/shard.js';
+import type { ShardMsg } from '../src/types.js';
+
+const hot = (resources: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ heat_template_version: '2016-10-14', resources, ...extra });
+const chain = hot({
+  a: { type: 'OS::Heat::RandomString', properties: { length: 8 } },
+  b: { type: 'OS::Heat::TestResource', properties: { value: { get_attr: ['a', 'value'] } } },
+  c: { type: 'OS::Heat::TestResource', properties: { value: { get_attr: ['b', 'output'] } } },
+});
+const group = (count: number) => hot({ g: { type: 'OS::Heat::ResourceGroup', properties: { count, resource_def: { type: 'OS::Heat::TestResource', properties: { value: 'm-%index%' } } } } });
+
+type Sent = { to: string; msg: { kind: string; [k: string]: unknown }; at: number };
+
+/** A sim whose stream loses the first message matching each predicate, recording every send. */
+function lossy(lose: Array<(to: string, msg: Sent['msg']) => boolean>, opts: ConstructorParameters<typeof Sim>[0] = {}): { sim: Sim; sent: Sent[]; lost: Sent[] } {
+  const sent: Sent[] = [];
+  const lost: Sent[] = [];
+  const left = [...lose];
+  const sim: Sim = new Sim({
+    ...opts,
+    lose: (to, m) => {
+      const msg = m as Sent['msg'];
+      sent.push({ to, msg, at: sim.now });
+      const i = left.findIndex((p) => p(to, msg));
+      if (i < 0) return false;
+      left.splice(i, 1);
+      lost.push({ to, msg, at: sim.now });
+      return true;
+    },
+  });
+  return { sim, sent, lost };
+}
+
+const create = (sim: Sim, id: string, spec: StackSpec) => sim.setDesired(id, { op: 'create', name: id, spec });
+const completes = (sim: Sim, resource: string) => sim.events.filter((e) => e.resource === resource && e.status === 'COMPLETE').length;
+
+test('a lost desire is sent again by the resend timer: the stack converges and the resource acts once', () => {
+  const { sim, sent, lost } = lossy([(to, m) => to === 'res/s/b' && m.kind === 'desire']);
+  create(sim, 's', { template: chain });
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sent.filter((x) => x.to === 'res/s/b' && x.msg.kind === 'desire').length, 2);
+  assert.ok(sent.filter((x) => x.to === 'shard/s/n0' && x.msg.kind === 'shardDesire').every((x, i) => i === 0 || x.at - sent[0]!.at >= DEFAULT_RESEND.firstMs));
+  for (const r of ['a', 'b', 'c']) assert.is(completes(sim, r), 1, r);
+  // Every shard reached the generation: the timer is gone, nothing is kept for it.
+  assert.not.ok(sim.armed('stack/s').includes('resend'));
+  assert.is(sim.stack('s').resend, null);
+});
+
+test('a lost report is asked for again: the settled resource reports again without acting again', () => {
+  const { sim, sent } = lossy([(_, m) => m.kind === 'report' && m.name === 'c', (_, m) => m.kind === 'shardReport']);
+  create(sim, 's', { template: chain });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY');
+  assert.ok(sent.filter((x) => x.msg.kind === 'report' && x.msg.name === 'c').length >= 2);
+  for (const r of ['a', 'b', 'c']) assert.is(completes(sim, r), 1, r);
+  assert.is(sim.resource('s', 'c')!.nextInc, 1, 'one incarnation made');
+});
+
+test("a delete whose shard desire was lost still ends DELETED (chaos finding 6)", () => {
+  const { sim } = lossy([(to, m) => to === 'shard/s/n0' && m.kind === 'shardDesire' && m.gen === 2]);
+  create(sim, 's', { template: chain });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY');
+  sim.setDesired('s', { op: 'delete', name: 's' });
+  sim.run();
+  assert.is(sim.stack('s').status, 'DELETED');
+  assert.is(sim.physicalCount('res/s/'), 0);
+});
+
+test('nothing is sent again when every shard reported', () => {
+  const names = Array.from({ length: 7 }, (_, i) => `r${i}`);
+  const { sim, sent } = lossy([], { tree: { leaf: 3, fanout: 2 } });
+  create(sim, 's', { template: hot(Object.fromEntries(names.map((n) => [n, { type: 'OS::Heat::None' }]))) });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sent.filter((x) => x.msg.kind === 'shardDesire').length, 3);
+  assert.is(sent.filter((x) => x.msg.kind === 'desire').length, 7);
+  assert.not.ok(sim.armed('stack/s').includes('resend'));
+});
+
+test('while a shard works, only it is desired again, at 30 s doubling to 5 min; its working member ignores the repeat', () => {
+  const { sim, sent } = lossy([], { tree: { leaf: 1, fanout: 4 } });
+  create(sim, 's', {
+    template: hot({
+      a: { type: 'OS::Heat::None' },
+      h: { type: 'OS::Heat::WaitConditionHandle' },
+      w: { type: 'OS::Heat::WaitCondition', properties: { handle: { get_resource: 'h' }, timeout: 86_400 } },
+    }),
+  });
+  const t0 = sim.now;
+  sim.run(20 * 60_000);
+  assert.is(sim.stack('s').status, 'CONVERGING');
+  const repeats = sent.filter((x) => x.msg.kind === 'shardDesire' && x.at > t0);
+  assert.ok(repeats.length > 0);
+  assert.equal([...new Set(repeats.map((x) => x.to))].length, 1, 'only the shard of the waiting resource');
+  assert.equal(
+    repeats.map((x) => x.at - t0),
+    [30, 90, 210, 450, 750, 1050].map((s) => s * 1000),
+  );
+  assert.is(sent.filter((x) => x.to === 'res/s/w' && x.msg.kind === 'desire').length, 1 + repeats.length);
+  assert.is(sent.filter((x) => x.to === 'res/s/a' && x.msg.kind === 'desire').length, 1);
+  assert.is(sim.events.filter((e) => e.resource === 'w').length, 1, 'one IN_PROGRESS, no repeats');
+});
+
+test('a duplicate desire: a settled resource reports again and does nothing else; an older generation is ignored', () => {
+  const desires: Sent[] = [];
+  const sim = new Sim({ lose: (to, m) => (to === 'res/s/b' && (m as Sent['msg']).kind === 'desire' && desires.push({ to, msg: m as Sent['msg'], at: 0 }), false) });
+  create(sim, 's', { template: chain });
+  sim.run();
+  const types = new TypeRegistry(builtinTypes);
+  const b = resourceBehavior({ template: new HotTemplateAdapter(), types });
+  const state = sim.resource('s', 'b') as ResourceState;
+  const ctx = { self: 'res/s/b', msgId: 'dup', now: sim.now };
+  const r = b.reduce(state, desires[0]!.msg as never, ctx);
+  assert.equal(
+    r.effects.map((e) => e.type),
+    ['send'],
+  );
+  const report = r.effects[0] as { to: string; msg: { kind: string; state: string; gen: number } };
+  assert.equal([report.to, report.msg.kind, report.msg.state, report.msg.gen], ['shard/s/n0', 'report', 'settled', 1]);
+  assert.equal((r.state as ResourceState).current, state.current);
+  const older = b.reduce({ ...state, gen: 2 }, desires[0]!.msg as never, ctx);
+  assert.equal(older.effects, []);
+});
+
+test("a group's shard tree heals lost desires and reports at every level", () => {
+  const { sim, lost } = lossy(
+    [
+      (to, m) => /^shard\/s-g-[^/]+\/g0\./.test(to) && m.kind === 'shardDesire',
+      (to, m) => /^res\/s-g-[^/]+\/7$/.test(to) && m.kind === 'desire',
+      (to, m) => /^shard\/s-g-[^/]+\/g0\.12$/.test(to) && m.kind === 'report',
+      (to, m) => /^shard\/s-g-[^/]+\/g1\./.test(to) && m.kind === 'shardReport',
+      (to, m) => /^stack\/s-g-/.test(to) && m.kind === 'shardReport',
+    ],
+    { tree: { leaf: 4, fanout: 2 } },
+  );
+  create(sim, 's', { template: group(20) });
+  sim.run();
+  assert.is(lost.length, 5);
+  assert.is(sim.stack('s').status, 'READY');
+  const child = sim.resource('s', 'g')!.current!.child!;
+  assert.is(sim.stack(child).status, 'READY');
+  for (let i = 0; i < 20; i++) assert.is(completes(sim, `g/${i}`), 1, `member ${i}`);
+});
+
+test("a nested stack's lost desire and its lost answer are sent again (the step's token makes the repeat harmless)", () => {
+  for (const kind of ['setDesired', 'child']) {
+    const { sim, lost } = lossy([(to, m) => m.kind === kind && (kind === 'child' ? to === 'res/s/g' : to.startsWith('stack/s-g-'))], { tree: { leaf: 4, fanout: 2 } });
+    create(sim, 's', { template: group(3) });
+    sim.run();
+    assert.is(lost.length, 1, kind);
+    assert.is(sim.stack('s').status, 'READY', kind);
+    const child = sim.resource('s', 'g')!.current!.child!;
+    assert.is(sim.stack(child).gen, 1, `${kind}: the repeat made no new generation`);
+    assert.is(sim.events.filter((e) => e.stackId === child && !e.resource && e.status === 'IN_PROGRESS').length, 1, kind);
+  }
+});
+
+test('a rolling update: repeats go to members of opened batches only (with their `go`), and a lost `go` heals', () => {
+  const rolling = (value: string) =>
+    hot({ g: { type: 'OS::Heat::ResourceGroup', properties: { count: 4, resource_def: { type: 'OS::Heat::TestResource', properties: { value } } }, update_policy: { rolling_update: { max_batch_size: 1, pause_time: 100 } } } });
+  const { sim, sent, lost } = lossy([(to, m) => /^res\/s-g-[^/]+\/1$/.test(to) && m.kind === 'go'], { tree: { leaf: 4, fanout: 2 } });
+  create(sim, 's', { template: rolling('a') });
+  sim.run();
+  const from = sent.length;
+  sim.setDesired('s', { op: 'update', name: 's', spec: { template: rolling('b') } });
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'READY');
+  const child = sim.resource('s', 'g')!.current!.child!;
+  const since = sent.slice(from);
+  assert.ok(since.some((x) => x.to.startsWith(`shard/${child}/`) && x.msg.kind === 'shardDesire' && x.msg.again), 'the resend timer fired during the pauses');
+  // Member 1 lost its go: desired again with a go; members of later batches were not desired before their batch.
+  const desires = (i: number) => since.filter((x) => x.to === `res/${child}/${i}` && x.msg.kind === 'desire' && x.msg.gen === 2);
+  assert.ok(desires(1).length >= 2);
+  const firstGo3 = since.findIndex((x) => x.to === `res/${child}/3` && x.msg.kind === 'go');
+  assert.is(since.slice(0, firstGo3).filter((x) => x.to === `res/${child}/3` && x.msg.kind === 'desire').length, 1);
+  for (let i = 0; i < 4; i++) assert.is(sim.events.filter((e) => e.resource === `g/${i}` && e.action === 'UPDATE' && e.status === 'COMPLETE').length, 1, `member ${i}`);
+});
+
+test('a shard repeats desires only to children it has not heard from, once it heard nothing for the period; a probe never starts a generation', () => {
+  const def = { type: 'OS::Heat::None', properties: {}, scope: null, deletionPolicy: 'Delete' as const, updatePolicy: null, metadata: null };
+  const desire: ShardMsg = {
+    kind: 'shardDesire',
+    gen: 1,
+    parent: 'stack/x',
+    tenant: 't',
+    stackId: 'x',
+    stackName: 'x',
+    slot: 0,
+    named: ['a', 'b', 'c'].map((name) => ({ name, def, requires: [], dependants: [] })),
+  };
+  const step = (state: ShardState, msg: ShardMsg, now: number) => {
+    const out = reduceShard(DEFAULT_TREE, state, msg, { self: 'shard/x/n0', msgId: `m${now}`, now });
+    return { state: out.state!, effects: out.effects };
+  };
+  let r = step(initialShardState(), desire, 0);
+  assert.is(r.effects.length, 3);
+  r = step(r.state, { kind: 'report', gen: 1, slot: 0, state: 'settled', name: 'a' }, 10_000);
+  assert.is(r.effects.length, 0);
+  const again = { ...desire, again: { quietMs: 30_000 } };
+  // Heard from `a` 20 s ago: its siblings are being worked on.
+  assert.is(step(r.state, again, 30_000).effects.length, 0);
+  const repeat = step(r.state, again, 40_000);
+  assert.equal(
+    repeat.effects.map((e) => (e.type === 'send' ? e.to : e.type)),
+    ['res/x/b', 'res/x/c'],
+  );
+  assert.is(repeat.state.gen, 1);
+  assert.is(repeat.state.counts.settled, 1, 'nothing reset');
+  // A probe (no members) of a newer generation is not a desire for it.
+  const probe: ShardMsg = { kind: 'shardDesire', gen: 2, parent: 'stack/x', tenant: 't', stackId: 'x', stackName: 'x', slot: 0, again: { quietMs: 30_000 } };
+  const p = step(r.state, probe, 50_000);
+  assert.is(p.state, r.state);
+  assert.equal(p.effects, []);
+});
+
+test('a template too large to keep: the repeat is a probe, and a lost shard report is still asked for again', () => {
+  const big = 'x'.repeat(RESEND_SPEC_LIMIT + 1024);
+  const { sim, lost } = lossy([(_, m) => m.kind === 'shardReport']);
+  create(sim, 's', { template: hot({ a: { type: 'OS::Heat::TestResource', properties: { value: big } } }) });
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(completes(sim, 'a'), 1);
+});
+
+test.run();
