@@ -173,6 +173,8 @@ interface RegistryEntry {
   overridden?: boolean;
   /** The request id of the write that made this generation, if it had one (WriteOptions). */
   request?: { id: string; gen: number };
+  /** The revision this entry's write expected (see `Engine.baseEntry`). */
+  prev?: number;
 }
 
 /** A generation's desired state as kept in the spec store. */
@@ -345,6 +347,21 @@ export class Engine {
     const e = await this.kv.get(`id.${id}`);
     if (!e || e.operation !== 'PUT') return null;
     return { value: decode<RegistryEntry>(e.value), revision: e.revision };
+  }
+
+  /**
+   * The entry a registry write builds on: the latest one, unless that is a write which lost its
+   * race but was stored after the winner (nats-server#4320): then the winner's value (the first
+   * write after the revision both expected), still at the latest revision for the compare-and-set.
+   * Building on the loser's entry would lose the winner's change (a patch on a stale spec).
+   */
+  private async baseEntry(id: string): Promise<{ value: RegistryEntry; revision: number; latest?: RegistryEntry } | null> {
+    const e = await this.entry(id);
+    if (!e || this.replicas === 1 || e.value.prev === undefined) return e;
+    this.jsm ??= await jetstreamManager(this.nc, { timeout: 10_000 });
+    const first = await this.jsm.streams.getMessage(`KV_${this.prefix}_stacks`, { seq: e.value.prev + 1, next_by_subj: `$KV.${this.prefix}_stacks.id.${id}` } as unknown as { seq: number });
+    if (!first || first.seq === e.revision || first.header?.get('KV-Operation')) return e;
+    return { value: decode<RegistryEntry>(first.data), revision: e.revision, latest: e.value };
   }
 
   /**
@@ -558,7 +575,7 @@ export class Engine {
     const lost = new Set<number>();
     try {
       for (let attempt = 0; ; attempt++) {
-        const e = await this.entry(id);
+        const e = await this.baseEntry(id);
         // A retry of a write whose answer was lost: the same answer. If nothing newer was written,
         // its message to the supervisor is sent again (the first attempt may have died before
         // sending it; the supervisor ignores a generation it has).
@@ -572,8 +589,8 @@ export class Engine {
         const bytes = doc ? encode(doc) : null;
         const kept: { key: string; bytes: Uint8Array } | null = stored;
         // Not reused when the entry names it (a write stored out of order, see firstWriteAfter).
-        const reuse: boolean = !!kept && !!bytes && !referenced(e.value, kept.key) && Buffer.compare(kept.bytes, bytes) === 0;
-        if (kept && !reuse && !referenced(e.value, kept.key)) await this.dropSpec(id, kept.key);
+        const reuse: boolean = !!kept && !!bytes && !referenced(e.latest ?? e.value, kept.key) && Buffer.compare(kept.bytes, bytes) === 0;
+        if (kept && !reuse && !referenced(e.latest ?? e.value, kept.key)) await this.dropSpec(id, kept.key);
         stored = null;
         // A reused key keeps the generation of its first attempt (the key only has to be unique).
         const specKey: string = reuse ? kept!.key : doc ? `${gen}-${randomUUID().slice(0, 8)}` : e.value.spec;
@@ -586,6 +603,7 @@ export class Engine {
           ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
           ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
           ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
+          prev: e.revision,
         };
         if (bytes && !reuse) await this.putSpec(id, specKey, bytes);
         let won: boolean;

@@ -50,6 +50,15 @@ test('on R3, concurrent writes to one stack from engines on different nodes each
       gens.push(...refs.map((r) => r.generation));
     }
     assert.equal([...gens].sort((a, b) => a - b), Array.from({ length: gens.length }, (_, i) => i + 1));
+    // Racing patches (each writer sets its own parameter on the stored spec): a write must build
+    // on the winner's entry, not on a losing write stored after it, or a value is lost.
+    const p = { heat_template_version: '2021-04-16', parameters: { a0: { type: 'string' }, a1: { type: 'string' }, a2: { type: 'string' } }, resources: { v: { type: 'OS::Heat::Value', properties: { value: { get_param: 'a0' } } } } };
+    const pref = await clients[0]!.createStack({ name: 'patchy', template: p, parameters: { a0: '-', a1: '-', a2: '-' } });
+    for (let round = 0; round < 15; round++) {
+      await Promise.all(clients.map((c, i) => c.patchStack(pref.id, { parameters: { [`a${i}`]: `${round}` } }, { requestId: `p${round}.${i}` })));
+      const d = await clients[0]!.desiredSpec(pref.id);
+      assert.equal(d.spec.parameters, { a0: `${round}`, a1: `${round}`, a2: `${round}` }, `round ${round}`);
+    }
     // The last generation's spec is stored, whoever won each race.
     const d = await clients[1]!.desiredSpec(ref.id);
     assert.is(d.generation, gens.length);
