@@ -8,7 +8,7 @@
  * events stream.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { randomUUID } from 'node:crypto';
 import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
@@ -358,8 +358,7 @@ export class Engine {
   private async baseEntry(id: string): Promise<{ value: RegistryEntry; revision: number; latest?: RegistryEntry } | null> {
     const e = await this.entry(id);
     if (!e || this.replicas === 1 || e.value.prev === undefined) return e;
-    this.jsm ??= await jetstreamManager(this.nc, { timeout: 10_000 });
-    const first = await this.jsm.streams.getMessage(`KV_${this.prefix}_stacks`, { seq: e.value.prev + 1, next_by_subj: `$KV.${this.prefix}_stacks.id.${id}` } as unknown as { seq: number });
+    const first = await this.successorOf(`id.${id}`, e.value.prev);
     if (!first || first.seq === e.revision || first.header?.get('KV-Operation')) return e;
     return { value: decode<RegistryEntry>(first.data), revision: e.revision, latest: e.value };
   }
@@ -413,9 +412,14 @@ export class Engine {
    */
   private async firstWriteAfter(key: string, expected: number, revision: number): Promise<boolean> {
     if (this.replicas === 1) return true;
+    return (await this.successorOf(key, expected))?.seq === revision;
+  }
+
+  /** The first registry write to `key` stored after `revision` (read from the stream leader). */
+  private async successorOf(key: string, revision: number): Promise<StoredMsg | null> {
     this.jsm ??= await jetstreamManager(this.nc, { timeout: 10_000 });
-    const first = await this.jsm.streams.getMessage(`KV_${this.prefix}_stacks`, { seq: expected + 1, next_by_subj: `$KV.${this.prefix}_stacks.${key}` } as unknown as { seq: number });
-    return first?.seq === revision;
+    // next_by_subj (server 2.9+) is missing from nats.js's MsgRequest type for this call.
+    return this.jsm.streams.getMessage(`KV_${this.prefix}_stacks`, { seq: revision + 1, next_by_subj: `$KV.${this.prefix}_stacks.${key}` } as unknown as { seq: number });
   }
 
   /** A stack id from an id, a default-tenant name or a (tenant, name). */

@@ -606,7 +606,7 @@ class Step {
     d.op = null;
     const cur = d.current;
     if (!msg.ok || !cur || cur.n !== op.inc || d.def === null) return;
-    if (!cur.observed) d.current = { ...cur, observed: true };
+    cur.observed = true;
     const found = (msg.value ?? null) as ObservedResult | null;
     if (found === null) return this.requestRepair({ kind: 'recreate', inc: cur.n, reason: 'The physical resource is gone: recreating it' });
     const h = found.health;

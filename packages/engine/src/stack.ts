@@ -323,6 +323,12 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
     }
 
     /** Plans the current generation and sends the shards their slices (a template stack). */
+    /** A generation's template planned: its resources with implicit dependencies and the generation's overrides. */
+    function planOf(g: PendingGeneration, spec: NonNullable<PendingGeneration['spec']>) {
+      const plan = deps.template.plan(spec, { stackId: d.stackId, stackName: d.name });
+      return { ...plan, planned: applyDesiredExtras(withImplicitDependencies(plan.resources, deps.types), g.overrides, g.adopt) };
+    }
+
     function fanOut(g: PendingGeneration): void {
       if (d.pending) effects.push({ type: 'cancelTimer', name: 'fanout' });
       d.pending = null;
@@ -334,8 +340,8 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       if (!removesStack(g.op)) {
         try {
           if (!g.spec) throw new Error(`Generation ${d.gen} carries no desired spec`);
-          const plan = deps.template.plan(g.spec, { stackId: d.stackId, stackName: d.name });
-          planned = applyDesiredExtras(withImplicitDependencies(plan.resources, deps.types), g.overrides, g.adopt);
+          const plan = planOf(g, g.spec);
+          planned = plan.planned;
           d.scope = plan.scope as Draft<ResolveScope>;
           d.outputExprs = plan.outputs as Draft<StackState['outputExprs']>;
         } catch (e) {
@@ -383,8 +389,7 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       if (!removesStack(g.op)) {
         // The plan of a generation that planned once before: the same resources again.
         if (!g.spec) return;
-        const plan = deps.template.plan(g.spec, { stackId: d.stackId, stackName: d.name });
-        planned = applyDesiredExtras(withImplicitDependencies(plan.resources, deps.types), g.overrides, g.adopt);
+        planned = planOf(g, g.spec).planned;
       }
       fanOutNamed(d, planned, effects, tree, { gen, op: g.op, slots: new Set(slots), quietMs });
     }
