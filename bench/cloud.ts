@@ -23,7 +23,7 @@
  * (`--servers N` overrides N). Last line:
  *   `cloud servers=N ready_s=T critical_path_s=C ratio=R api_calls_per_resource=A`
  * preceded by `BENCH_JSON {...}` (also written to `--json <file>`).
- * Usage: node bench/dist/cloud.js [--quick] [--servers N] [--observe-interval-ms MS] [--json <file>] [--profile <dir>]
+ * Usage: node bench/dist/cloud.js [--quick] [--servers N] [--engines N] [--boot-ms MIN-MAX] [--observe-interval-ms MS] [--json <file>] [--profile <dir>]
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +31,7 @@ import { NatsServer } from '@kiln/natsd';
 import { Engine } from '@kiln/engine';
 import { SimCloudClient } from '@kiln/sim-cloud';
 import { CompletedResources, sampleSeries, waitSettled } from './lib/converge.js';
-import { loadAverage, peakRssMiB, say, startEngine, startSim, stopRole, type RoleProcess } from './lib/procs.js';
+import { cpuSeconds, loadAverage, peakRssMiB, say, startEngine, startSim, stopRole, type RoleProcess } from './lib/procs.js';
 import { serverFleet } from './lib/server-fleet.js';
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
@@ -42,6 +42,7 @@ const SEED = 20261128;
 const profileDir = arg('--profile');
 /** `--observe-interval-ms <ms>`: the engine's heal observe interval (its default when absent). */
 const observeIntervalMs = Number(arg('--observe-interval-ms') ?? 0);
+const engineCount = Number(arg('--engines') ?? 1);
 
 // ---- the scenario ---------------------------------------------------------------------------
 
@@ -166,7 +167,9 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const jsonOut = arg('--json');
   const n = Number(arg('--servers') ?? (quick ? 200 : 10_000));
-  const boot = quick ? { min: 1000, max: 3000 } : { min: 5000, max: 30_000 };
+  // `--boot-ms MIN-MAX` overrides the boot latency, e.g. `--boot-ms 10-20` to measure what the engine alone adds.
+  const bootArg = /^(\d+)-(\d+)$/.exec(arg('--boot-ms') ?? '');
+  const boot = bootArg ? { min: Number(bootArg[1]), max: Number(bootArg[2]) } : quick ? { min: 1000, max: 3000 } : { min: 5000, max: 30_000 };
   const simOptions = {
     seed: SEED,
     latency: { server: { dist: 'uniform', ...boot } },
@@ -187,11 +190,16 @@ async function main(): Promise<void> {
     const sim = await startSim(simOptions, profileDir);
     procs.push(sim);
     // The sim's creates are idempotent on the key: no look-up by key before each create.
-    const engineProc = await startEngine(
-      { nats: nats.url, nodeId: 'bench-cloud', partitions: PARTITIONS, sim: { url: sim.line, tenant: TENANT, idempotentCreates: true }, ...(observeIntervalMs ? { observeIntervalMs } : {}) },
-      profileDir,
-    );
-    procs.push(engineProc);
+    // `--engines N` engine processes (default 1) share the partitions: Node runs one thread each.
+    const engineProcs: RoleProcess[] = [];
+    for (let i = 0; i < engineCount; i++) {
+      const e = await startEngine(
+        { nats: nats.url, nodeId: `bench-cloud-${i + 1}`, partitions: PARTITIONS, sim: { url: sim.line, tenant: TENANT, idempotentCreates: true }, ...(observeIntervalMs ? { observeIntervalMs } : {}) },
+        profileDir,
+      );
+      procs.push(e);
+      engineProcs.push(e);
+    }
     cloud = new SimCloudClient(sim.line, { tenant: TENANT });
     client = await Engine.start({ servers: nats.url, partitions: PARTITIONS, worker: false });
     following = cloud.follow({ since: 0, kinds: ['network', 'subnet', 'port', 'server', 'volume'], signal: feed.signal, onEvent: (e) => clock.onEvent(e) }).catch(() => undefined);
@@ -221,10 +229,12 @@ async function main(): Promise<void> {
     const readyS = (performance.now() - t0) / 1000;
     const readyWall = Date.now();
     const load = loadAverage();
+    // CPU used up to READY, per process kind: what each member costs whatever the load.
+    const cpuAtReady = { engine: engineProcs.reduce((a, e) => a + cpuSeconds(e.child.pid), 0), sim: cpuSeconds(sim.child.pid), nats: cpuSeconds(nats.pid) };
     const points = await sampler.stop();
     if (ready.status !== 'READY') throw new Error(`stack ${ready.status}: ${ready.reason}`);
     points.push({ t: Math.round(readyS * 1000) / 1000, converged: await created.pump() });
-    const engineRssMiB = peakRssMiB(engineProc.child.pid);
+    const engineRssMiB = Math.max(...engineProcs.map((e) => peakRssMiB(e.child.pid)));
     const simRssMiB = peakRssMiB(sim.child.pid);
     const createStats = await cloud.stats();
 
@@ -281,6 +291,9 @@ async function main(): Promise<void> {
         gaps_ms: clock.gaps(t0Wall),
         ready_after_last_attach_ms: readyWall - clock.lastInUse(),
         load_average_1m: load,
+        engines: engineCount,
+        cpu_s_at_ready: cpuAtReady,
+        cpu_ms_per_server_at_ready: Object.fromEntries(Object.entries(cpuAtReady).map(([k, v]) => [k, Math.round((v * 1000) / n)])),
         observe_interval_ms: observeIntervalMs || 'engine default',
         critical_path_config_s: configPathS,
         calls_create: createStats.calls,
@@ -307,7 +320,8 @@ async function main(): Promise<void> {
       `${(r.api_calls_per_resource as number).toFixed(2)} API calls/resource (${(r.api_calls_per_resource_with_delete as number).toFixed(2)} with delete), ` +
       `delete ${(r.delete_s as number).toFixed(1)} s, peak RSS engine ${String(r.engine_peak_rss_mib)} MiB, sim ${String(r.sim_peak_rss_mib)} MiB, ` +
       `inventory ${r.inventory_ok ? 'ok' : 'MISMATCH'} ${JSON.stringify((r.detail as { inventory: unknown }).inventory)}, left after delete ${String(r.left_after_delete)}, ` +
-      `load average ${String((r.detail as { load_average_1m: number }).load_average_1m)}`,
+      `load average ${String((r.detail as { load_average_1m: number }).load_average_1m)}, ` +
+      `CPU ms per server to READY ${JSON.stringify((r.detail as { cpu_ms_per_server_at_ready: unknown }).cpu_ms_per_server_at_ready)}`,
   );
   say(`BENCH_JSON ${JSON.stringify(r)}`);
   say(

@@ -19,6 +19,21 @@ export function peakRssMiB(pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds (user + system) a process has used so far, 0 when unknown. Unlike wall time it does
+ * not grow with the load that other processes put on this shared machine.
+ */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** The 1-minute load average (the machine is shared: figures are read beside it). */
 export function loadAverage(): number {
   try {
