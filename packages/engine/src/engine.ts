@@ -63,8 +63,26 @@ export interface EngineOptions {
   fanoutHold?: FanoutHold;
   /** Run a runtime node (work on actors). False: an API client only. Default true. */
   worker?: boolean;
+  /** The registry audit of a worker engine (DEFAULT_REGISTRY_AUDIT); false: none. */
+  registryAudit?: Partial<RegistryAudit> | false;
   logger?: Logger;
 }
+
+/**
+ * A worker engine follows the stack registry and, every `periodMs`, looks at the generations
+ * written there that the supervisor (hosted on this node) has not been seen to take: one older
+ * than `afterMs` is sent to it again (nats-server 2.9 can lose an acknowledged mailbox message,
+ * docs/chaos.md finding 6). The supervisor ignores a generation it has, so a message that was
+ * only slow costs a duplicate. Repeats for the same generation back off, doubling up to
+ * `maxBackoffMs`. The cost follows the registry's writes, not the number of stacks.
+ */
+export interface RegistryAudit {
+  periodMs: number;
+  afterMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_REGISTRY_AUDIT: RegistryAudit = { periodMs: 30_000, afterMs: 30_000, maxBackoffMs: 300_000 };
 
 /** Options of a desired-state write. */
 export interface WriteOptions {
@@ -173,6 +191,8 @@ interface RegistryEntry {
   overridden?: boolean;
   /** The request id of the write that made this generation, if it had one (WriteOptions). */
   request?: { id: string; gen: number };
+  /** The operation that made this generation (absent in entries written before it was kept). */
+  op?: StackOp;
   /** The revision this entry's write expected (see `Engine.baseEntry`). */
   prev?: number;
 }
@@ -182,6 +202,8 @@ interface SpecDoc {
   spec: StackSpec;
   /** group.capacity.set: `count` of a group, valid while the template's own count stays `base`. */
   overrides?: Record<string, { count: number; base: unknown }>;
+  /** An adopt create's resources taken over (generation 1 only). */
+  adopt?: Record<string, AdoptedResource>;
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 1024;
@@ -209,6 +231,12 @@ export class Engine {
   private readonly partitions: number;
   /** Unsubscribes from the providers' change notifications. */
   private readonly unfollow: Array<() => void> = [];
+  private auditHandle: NodeJS.Timeout | undefined;
+  private auditing = false;
+  /** Stack id -> a registry generation its supervisor has not been seen to take (fed by a registry watch). */
+  private readonly unconfirmed = new Map<string, number>();
+  /** Generations the audit sent again, per stack: not again before `next`. */
+  private readonly auditRepeats = new Map<string, { gen: number; next: number; period: number }>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -273,6 +301,7 @@ export class Engine {
     this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas, allow_direct });
     // The runtime's state bucket: read-only here (actor states for getStack/listResources).
     this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas, allow_direct });
+    if (this.runtime && this.opts.registryAudit !== false) await this.startRegistryAudit({ ...DEFAULT_REGISTRY_AUDIT, ...this.opts.registryAudit });
   }
 
   /**
@@ -342,11 +371,11 @@ export class Engine {
     return rec && !rec.d ? ((rec.s as T) ?? null) : null;
   }
 
-  private async entry(id: string): Promise<{ value: RegistryEntry; revision: number } | null> {
+  private async entry(id: string): Promise<{ value: RegistryEntry; revision: number; written: number } | null> {
     if (!/^[A-Za-z0-9_-]+$/.test(id)) return null;
     const e = await this.kv.get(`id.${id}`);
     if (!e || e.operation !== 'PUT') return null;
-    return { value: decode<RegistryEntry>(e.value), revision: e.revision };
+    return { value: decode<RegistryEntry>(e.value), revision: e.revision, written: e.created.getTime() };
   }
 
   /**
@@ -355,12 +384,12 @@ export class Engine {
    * write after the revision both expected), still at the latest revision for the compare-and-set.
    * Building on the loser's entry would lose the winner's change (a patch on a stale spec).
    */
-  private async baseEntry(id: string): Promise<{ value: RegistryEntry; revision: number; latest?: RegistryEntry } | null> {
+  private async baseEntry(id: string): Promise<{ value: RegistryEntry; revision: number; written: number; latest?: RegistryEntry } | null> {
     const e = await this.entry(id);
     if (!e || this.replicas === 1 || e.value.prev === undefined) return e;
     const first = await this.successorOf(`id.${id}`, e.value.prev);
     if (!first || first.seq === e.revision || first.header?.get('KV-Operation')) return e;
-    return { value: decode<RegistryEntry>(first.data), revision: e.revision, latest: e.value };
+    return { value: decode<RegistryEntry>(first.data), revision: e.revision, written: e.written, latest: e.value };
   }
 
   /**
@@ -440,7 +469,7 @@ export class Engine {
 
   async createStack(req: StackRequest, opts: WriteOptions = {}): Promise<GenerationRef> {
     const { name, tenant = DEFAULT_TENANT, ...spec } = req;
-    return this.begin(tenant, name, 'create', { spec }, undefined, opts.requestId);
+    return this.begin(tenant, name, 'create', { spec }, opts.requestId);
   }
 
   /**
@@ -456,13 +485,13 @@ export class Engine {
       if (r.type !== undefined && this.types.get(r.type)?.kind === 'nested') continue;
       adopt[rname] = { physicalId: typeof r.resource_id === 'string' ? r.resource_id : null, attrs: r.attributes && typeof r.attributes === 'object' ? r.attributes : {} };
     }
-    return this.begin(tenant, name, 'adopt', { spec }, adopt, opts.requestId);
+    return this.begin(tenant, name, 'adopt', { spec, adopt }, opts.requestId);
   }
 
-  private async begin(tenant: string, name: string, op: 'create' | 'adopt', doc: SpecDoc, adopt: Record<string, AdoptedResource> | undefined, requestId: string | undefined): Promise<GenerationRef> {
+  private async begin(tenant: string, name: string, op: 'create' | 'adopt', doc: SpecDoc, requestId: string | undefined): Promise<GenerationRef> {
     this.checkIdentity(tenant, name);
     const id = randomUUID();
-    const desired = (stackId: string) => this.send(stackAddress(stackId), { kind: 'setDesired', op, gen: 1, name, tenant, spec: doc.spec, ...(adopt ? { adopt } : {}) } satisfies StackMsg);
+    const entry: RegistryEntry = { tenant, name, gen: 1, spec: '1', op, ...(requestId !== undefined ? { request: { id: requestId, gen: 1 } } : {}) };
     try {
       await this.kv.create(`name.${tenant}.${name}`, id);
     } catch {
@@ -472,15 +501,15 @@ export class Engine {
       if (heldId && e && requestId !== undefined && e.value.request?.id === requestId) {
         // A retry of the create that made this stack: the same answer. The first attempt may have
         // died before its message to the supervisor, which ignores a repeated generation 1.
-        if (e.value.gen === 1) await desired(heldId);
+        if (e.value.gen === 1) await this.desire(heldId, op, entry, doc);
         return { id: heldId, name, generation: 1 };
       }
       throw new KilnError('STACK_EXISTS', `The Stack (${name}) already exists.`);
     }
     // A fresh id has one writer: no nonce needed.
     await this.putSpec(id, '1', doc);
-    await this.kv.create(`id.${id}`, encode({ tenant, name, gen: 1, spec: '1', ...(requestId !== undefined ? { request: { id: requestId, gen: 1 } } : {}) } satisfies RegistryEntry));
-    await desired(id);
+    await this.kv.create(`id.${id}`, encode(entry));
+    await this.desire(id, op, entry, doc);
     return { id, name, generation: 1 };
   }
 
@@ -607,6 +636,7 @@ export class Engine {
           ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
           ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
           ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
+          op,
           prev: e.revision,
         };
         if (bytes && !reuse) await this.putSpec(id, specKey, bytes);
@@ -650,6 +680,59 @@ export class Engine {
     }
   }
 
+  /** The registry watch (every entry once, then each write) and the audit timer; see RegistryAudit. */
+  private async startRegistryAudit(audit: RegistryAudit): Promise<void> {
+    const watch = await this.kv.watch({ key: 'id.*' });
+    this.unfollow.push(() => watch.stop());
+    void (async () => {
+      for await (const e of watch) {
+        const id = e.key.slice(3);
+        if (e.operation === 'PUT') this.unconfirmed.set(id, decode<RegistryEntry>(e.value).gen);
+        else this.unconfirmed.delete(id);
+      }
+    })().catch((err: unknown) => this.log.error({ err: String(err) }, 'registry watch ended: lost stack generations are no longer re-sent'));
+    this.auditHandle = setInterval(() => void this.auditRegistry(audit), audit.periodMs);
+    this.auditHandle.unref();
+  }
+
+  /** One pass of the registry audit over the unconfirmed generations of stacks whose supervisor this node hosts. */
+  private async auditRegistry(audit: RegistryAudit): Promise<void> {
+    const rt = this.runtime;
+    if (this.auditing || !rt) return;
+    this.auditing = true;
+    try {
+      const owned = new Set(rt.ownedPartitions());
+      for (const [id, gen] of [...this.unconfirmed]) {
+        if (owned.has(partitionOf(stackAddress(id), this.partitions))) await this.repairLostDesire(id, gen, audit);
+      }
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'registry audit failed; the next one tries again');
+    } finally {
+      this.auditing = false;
+    }
+  }
+
+  /** `seen`: the generation the registry watch reported for the stack. */
+  private async repairLostDesire(id: string, seen: number, audit: RegistryAudit): Promise<void> {
+    const e = await this.baseEntry(id);
+    const s = await this.readState<StackState>(stackAddress(id));
+    const now = Date.now();
+    if (!e || (s?.gen ?? 0) >= e.value.gen) {
+      // Taken (or gone): done unless the watch has reported a newer generation meanwhile.
+      if (this.unconfirmed.get(id) === seen) this.unconfirmed.delete(id);
+      this.auditRepeats.delete(id);
+      return;
+    }
+    if (now - e.written < audit.afterMs) return;
+    const last = this.auditRepeats.get(id);
+    if (last && last.gen === e.value.gen && now < last.next) return;
+    const period = last && last.gen === e.value.gen ? Math.min(last.period * 2, audit.maxBackoffMs) : audit.afterMs;
+    this.auditRepeats.set(id, { gen: e.value.gen, next: now + period, period });
+    const op: StackOp = e.value.op ?? (e.value.deleted ? 'delete' : e.value.gen === 1 ? 'create' : 'update');
+    this.log.warn({ stack: id, generation: e.value.gen, supervisorGeneration: s?.gen ?? 0, op }, 'the supervisor has not taken a stored generation: sending it again');
+    await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
+  }
+
   /** Tells the supervisor the generation `entry` records (with its spec unless it removes the stack). */
   private async desire(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
     const overrides = doc?.overrides ? Object.fromEntries(Object.entries(doc.overrides).map(([k, o]) => [k, o.count])) : undefined;
@@ -661,6 +744,7 @@ export class Engine {
       tenant: entry.tenant,
       ...(doc ? { spec: doc.spec } : {}),
       ...(overrides ? { overrides } : {}),
+      ...(doc?.adopt && entry.gen === 1 ? { adopt: doc.adopt } : {}),
     } satisfies StackMsg);
   }
 
@@ -940,6 +1024,7 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.auditHandle);
     for (const u of this.unfollow.splice(0)) u();
     await this.runtime?.stop();
     this.mailbox?.close();
