@@ -4,9 +4,9 @@
  * waits for asynchronous transitions that poll with backoff and stop when the task is aborted.
  */
 import { KilnError, createLogger, type Logger } from '@kiln/core';
-import type { CallOptions, CloudClient, Kind, ObjectOf } from '@kiln/sim-cloud';
 import { RETRYABLE_API_CODES, TaskAbortedError } from './errors.js';
-import { ChangeWatcher, allowManyListeners, onAbort, type ChangeFeed, type KeyInterest } from './watcher.js';
+import { onAbort, type CallOptions, type CloudClient, type Kind, type ObjectOf } from '@kiln/sim-cloud';
+import { ChangeWatcher, type ChangeFeed, type KeyInterest } from './watcher.js';
 
 export interface GatewayOptions {
   /** Client-side limit on API calls to this endpoint/tenant (token bucket). Default 500/s, burst 1000. */
@@ -56,26 +56,34 @@ export interface GatewayOptions {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(new TaskAbortedError());
   return new Promise((resolve, reject) => {
-    const abort = () => {
+    const dropAbort = onAbort(signal, () => {
       clearTimeout(t);
       reject(new TaskAbortedError());
-    };
+    });
     const t = setTimeout(() => {
-      signal?.removeEventListener('abort', abort);
+      dropAbort();
       resolve();
     }, Math.max(0, ms));
-    onAbort(signal, abort);
   });
+}
+
+interface TokenWaiter {
+  resolve: () => void;
+  dropAbort: () => void;
 }
 
 /**
  * Token bucket over API calls. A 429 from the cloud pauses the whole bucket until Retry-After,
- * so every caller backs off together instead of each discovering the limit on its own.
+ * so every caller backs off together instead of each discovering the limit on its own. A call
+ * that finds a token goes at once (no timer, no promise); the others queue in arrival order
+ * behind one timer set for when the next token is due.
  */
 export class TokenBucket {
   private tokens: number;
   private last: number;
   private pausedUntil = 0;
+  private readonly waiters: TokenWaiter[] = [];
+  private timer: NodeJS.Timeout | undefined;
   readonly rate: number;
   readonly burst: number;
 
@@ -91,27 +99,62 @@ export class TokenBucket {
     this.last = now;
   }
 
-  /** Waits for a token. */
-  async take(signal?: AbortSignal): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      if (now < this.pausedUntil) {
-        await sleep(this.pausedUntil - now, signal);
-        continue;
-      }
-      this.refill(now);
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
-        return;
-      }
-      await sleep(Math.ceil(((1 - this.tokens) * 1000) / this.rate), signal);
-    }
+  /** Takes a token if one is there now and nobody queues for one. */
+  tryTake(): boolean {
+    if (this.waiters.length > 0) return false;
+    const now = Date.now();
+    if (now < this.pausedUntil) return false;
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Waits for a token (rejects with TaskAbortedError when the signal aborts first). */
+  take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new TaskAbortedError());
+    if (this.tryTake()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const w: TokenWaiter = {
+        resolve,
+        dropAbort: onAbort(signal, () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(new TaskAbortedError());
+        }),
+      };
+      this.waiters.push(w);
+      this.arm();
+    });
   }
 
   /** No calls until `ms` from now (a 429's Retry-After). */
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
     this.tokens = 0;
+  }
+
+  /** Sets the timer for when the first waiter can have its token. */
+  private arm(): void {
+    if (this.timer || this.waiters.length === 0) return;
+    const now = Date.now();
+    const due = now < this.pausedUntil ? this.pausedUntil - now : Math.ceil(((1 - this.tokens) * 1000) / this.rate);
+    this.timer = setTimeout(() => this.serve(), Math.max(0, due));
+  }
+
+  private serve(): void {
+    this.timer = undefined;
+    const now = Date.now();
+    if (now >= this.pausedUntil) {
+      this.refill(now);
+      while (this.tokens >= 1 && this.waiters.length > 0) {
+        this.tokens -= 1;
+        const w = this.waiters.shift()!;
+        w.dropAbort();
+        w.resolve();
+      }
+    }
+    this.arm();
   }
 }
 
@@ -188,10 +231,8 @@ export class CloudGateway {
    */
   async call<T>(op: string, signal: AbortSignal | undefined, fn: (opts: CallOptions) => Promise<T>): Promise<T> {
     const started = Date.now();
-    // The client listens to the signal for every call too.
-    allowManyListeners(signal);
     for (let attempt = 0; ; attempt++) {
-      await this.bucket.take(signal);
+      if (!this.bucket.tryTake()) await this.bucket.take(signal);
       this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
       try {
         return await fn(signal ? { signal } : {});

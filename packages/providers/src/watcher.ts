@@ -4,8 +4,7 @@
  * (rarely while the feed is live, i.e. events or keep-alives keep arriving; on a short fallback
  * interval otherwise), and a missed event (stream down, stalled, gap) only costs latency.
  */
-import { setMaxListeners } from 'node:events';
-import type { ChangeEvent, Kind } from '@kiln/sim-cloud';
+import { onAbort, type ChangeEvent, type Kind } from '@kiln/sim-cloud';
 import type { Logger } from '@kiln/core';
 import type { ObjectChange } from '@kiln/engine';
 
@@ -36,24 +35,6 @@ export interface KeyInterest {
   readonly seen: Map<string, { obj: unknown }>;
   /** Events may have been missed (the feed reconnected or had a gap): the wait must GET first. */
   lost: boolean;
-}
-
-const unlimited = new WeakSet<AbortSignal>();
-
-/**
- * The runtime shares one task signal among every task of a partition, so thousands of waits and
- * calls may listen to it at once: lift Node's limit of 10 listeners (and its warning) for it.
- */
-export function allowManyListeners(signal: AbortSignal | undefined): void {
-  if (!signal || unlimited.has(signal)) return;
-  setMaxListeners(0, signal);
-  unlimited.add(signal);
-}
-
-/** Adds a one-shot abort listener to a (shared) task signal. */
-export function onAbort(signal: AbortSignal | undefined, listener: () => void): void {
-  allowManyListeners(signal);
-  signal?.addEventListener('abort', listener, { once: true });
 }
 
 export class ChangeWatcher {
@@ -208,13 +189,13 @@ export class ChangeWatcher {
     return new Promise((resolve) => {
       const finish = () => {
         clearTimeout(t);
-        signal?.removeEventListener('abort', finish);
+        dropAbort();
         i.wake = undefined;
         i.dirty = false;
         resolve();
       };
       const t = setTimeout(finish, ms);
-      onAbort(signal, finish);
+      const dropAbort = onAbort(signal, finish);
       i.wake = finish;
     });
   }

@@ -1,6 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { KilnError, type ErrorCode } from '@kiln/core';
 import type { Faults, Kind, LatencyConfig, QuotaConfig, RateLimitConfig } from './config.js';
+import { onAbort } from './abort.js';
 import { KIND_API } from './kinds.js';
 import type { ChangeEvent, InventoryItem } from './model.js';
 
@@ -224,6 +225,10 @@ export class SimCloudClient implements CloudClient {
   readonly tenant: string;
   private readonly timeoutMs: number;
   private readonly agent: Agent;
+  /** Where calls go (parsed once from `url`). */
+  private readonly host: string;
+  private readonly port: string;
+  private readonly basePath: string;
 
   /** `maxSockets` bounds concurrent calls to the cloud (default 64); connections are kept alive. */
   constructor(url: string, opts: { tenant?: string; timeoutMs?: number; maxSockets?: number; agent?: Agent } = {}) {
@@ -231,6 +236,10 @@ export class SimCloudClient implements CloudClient {
     this.tenant = opts.tenant ?? 'demo';
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.agent = opts.agent ?? new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 });
+    const target = new URL(this.url);
+    this.host = target.hostname.replace(/^\[|\]$/g, '');
+    this.port = target.port;
+    this.basePath = target.pathname.replace(/\/+$/, '');
   }
 
   /** A client for the same cloud acting as another tenant (sharing connections). */
@@ -421,43 +430,50 @@ export class SimCloudClient implements CloudClient {
     const qs = new URLSearchParams();
     if (opts.since !== undefined) qs.set('since', String(opts.since));
     if (opts.kinds) qs.set('kind', opts.kinds.join(','));
-    let res: Response;
-    try {
-      res = await fetch(`${this.url}/events?${qs}`, { headers: { accept: 'text/event-stream' }, ...(opts.signal ? { signal: opts.signal } : {}) });
-    } catch (e) {
-      if (opts.signal?.aborted) return;
-      throw new KilnError('UNAVAILABLE', `sim-cloud event stream unreachable at ${this.url}: ${(e as Error).message}`, { cause: e });
-    }
-    if (!res.ok || !res.body) throw new KilnError('UNAVAILABLE', `sim-cloud event stream answered ${res.status}`);
-    opts.onOpen?.();
-    const decoder = new TextDecoder();
-    let buf = '';
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buf += decoder.decode(chunk, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          let event = 'message';
-          let data = '';
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event: ')) event = line.slice(7);
-            else if (line.startsWith('data: ')) data += line.slice(6);
-          }
-          if (data === '') {
-            if (block.startsWith(':')) opts.onPing?.();
-            continue;
-          }
-          const parsed = JSON.parse(data) as ChangeEvent & { seq: number };
-          if (event === 'gap') opts.onGap?.(parsed.seq);
-          else opts.onEvent(parsed);
+    if (opts.signal?.aborted) return;
+    // Plain node:http, on a connection of its own (not one of the calls' `maxSockets`).
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (e?: KilnError) => {
+        if (settled) return;
+        settled = true;
+        if (e && !opts.signal?.aborted) reject(e);
+        else resolve();
+      };
+      const req = httpRequest({ host: this.host, port: this.port, path: `${this.basePath}/events?${qs}`, method: 'GET', agent: false, headers: { accept: 'text/event-stream' }, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          settle(new KilnError('UNAVAILABLE', `sim-cloud event stream answered ${res.statusCode ?? 0}`));
+          req.destroy();
+          return;
         }
-      }
-    } catch (e) {
-      if (opts.signal?.aborted) return;
-      throw new KilnError('UNAVAILABLE', `sim-cloud event stream broke: ${(e as Error).message}`, { cause: e });
-    }
+        opts.onOpen?.();
+        res.setEncoding('utf8');
+        let buf = '';
+        res.on('data', (chunk: string) => {
+          buf = buf === '' ? chunk : buf + chunk;
+          let start = 0;
+          let end: number;
+          try {
+            while ((end = buf.indexOf('\n\n', start)) >= 0) {
+              const block = buf.slice(start, end);
+              start = end + 2;
+              readBlock(block, opts);
+            }
+          } catch (e) {
+            settle(new KilnError('UNAVAILABLE', `sim-cloud event stream broke: ${(e as Error).message}`, { cause: e }));
+            req.destroy();
+            return;
+          }
+          if (start > 0) buf = buf.slice(start);
+        });
+        res.on('error', () => undefined);
+        // The stream ended: cleanly (the sim stopped it) or cut (the sim died, the signal aborted).
+        res.on('close', () => settle(res.complete ? undefined : new KilnError('UNAVAILABLE', 'sim-cloud event stream broke: connection closed')));
+      });
+      req.on('error', (e) => settle(new KilnError('UNAVAILABLE', `sim-cloud event stream unreachable at ${this.url}: ${e.message}`, { cause: e })));
+      req.end();
+    });
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
@@ -481,50 +497,40 @@ export class SimCloudClient implements CloudClient {
 
   private call(method: string, path: string, body?: unknown, opts: CallOptions = {}, headers: Record<string, string> = {}, timeoutMs = this.timeoutMs): Promise<unknown> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const target = new URL(this.url + path);
     return new Promise((resolve, reject) => {
       const fail = (e: Error) => {
         const timedOut = e.name === 'TimeoutError';
         reject(new KilnError(timedOut ? 'TIMEOUT' : 'UNAVAILABLE', `${method} ${path}: ${timedOut ? `no answer within ${timeoutMs} ms` : `cloud unreachable at ${this.url}: ${e.message}`}`, { cause: e, detail: { method, path } }));
       };
-      const req = httpRequest(
-        {
-          host: target.hostname.replace(/^\[|\]$/g, ''),
-          port: target.port,
-          path: target.pathname + target.search,
-          method,
-          agent: this.agent,
-          headers: {
-            'x-project-id': opts.tenant ?? this.tenant,
-            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-            ...headers,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', fail);
-          res.on('end', () => {
-            clearTimeout(timer);
-            const text = Buffer.concat(chunks).toString('utf8');
-            let json: unknown = undefined;
-            if (text !== '') {
-              try {
-                json = JSON.parse(text);
-              } catch {
-                json = text;
-              }
+      headers['x-project-id'] = opts.tenant ?? this.tenant;
+      if (payload !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = String(Buffer.byteLength(payload));
+      }
+      const req = httpRequest({ host: this.host, port: this.port, path: this.basePath + path, method, agent: this.agent, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('error', fail);
+        res.on('end', () => {
+          clearTimeout(timer);
+          let json: unknown = undefined;
+          if (text !== '') {
+            try {
+              json = JSON.parse(text);
+            } catch {
+              json = text;
             }
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) return resolve(json);
-            const { message, type } = readError(json);
-            const retryAfter = res.headers['retry-after'];
-            const details: Record<string, unknown> = { status, type, method, path };
-            if (retryAfter !== undefined) details.retryAfterMs = Math.round(Number(retryAfter) * 1000);
-            reject(new KilnError(codeFor(status, type, message), `${method} ${path}: ${status} ${message}`, { detail: details }));
-          });
-        },
-      );
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) return resolve(json);
+          const { message, type } = readError(json);
+          const retryAfter = res.headers['retry-after'];
+          const details: Record<string, unknown> = { status, type, method, path };
+          if (retryAfter !== undefined) details.retryAfterMs = Math.round(Number(retryAfter) * 1000);
+          reject(new KilnError(codeFor(status, type, message), `${method} ${path}: ${status} ${message}`, { detail: details }));
+        });
+      });
       // The clock starts when the request gets a connection: time queued behind `maxSockets`
       // other calls of this client is not the cloud being slow.
       let timer: NodeJS.Timeout | undefined;
@@ -535,19 +541,35 @@ export class SimCloudClient implements CloudClient {
           req.destroy(e);
         }, timeoutMs);
       });
-      const onAbort = () => req.destroy(new Error('aborted'));
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const dropAbort = onAbort(opts.signal, () => req.destroy(new Error('aborted')));
       req.on('error', (e) => {
         clearTimeout(timer);
         fail(e);
       });
       req.on('close', () => {
         clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
+        dropAbort();
       });
       req.end(payload);
     });
   }
+}
+
+/** One server-sent-events block: an event, a gap, or a keep-alive comment. */
+function readBlock(block: string, opts: { onEvent: (e: ChangeEvent) => void; onGap?: (seq: number) => void; onPing?: () => void }): void {
+  let event = 'message';
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event: ')) event = line.slice(7);
+    else if (line.startsWith('data: ')) data += line.slice(6);
+  }
+  if (data === '') {
+    if (block.startsWith(':')) opts.onPing?.();
+    return;
+  }
+  const parsed = JSON.parse(data) as ChangeEvent & { seq: number };
+  if (event === 'gap') opts.onGap?.(parsed.seq);
+  else opts.onEvent(parsed);
 }
 
 function readError(body: unknown): { message: string; type: string } {

@@ -45,4 +45,5 @@ export {
 } from './config.js';
 export { KIND_API, FLAVORS, IMAGES, KEY_TAG_PREFIX, KEY_METADATA } from './kinds.js';
 export type { FsyncPolicy } from './wal.js';
+export { onAbort } from './abort.js';
 export { main, parseArgs } from './main.js';

@@ -57,6 +57,16 @@ export interface ChangeEvent {
   object?: Doc;
 }
 
+/** A change as the feed keeps it: serialised once, whatever the number of followers. */
+export interface FeedEvent {
+  seq: number;
+  type: ChangeEvent['type'];
+  kind?: Kind;
+  tenant?: string;
+  /** The `ChangeEvent` as JSON. */
+  json: string;
+}
+
 export interface InventoryItem {
   kind: Kind;
   id: string;
@@ -161,11 +171,14 @@ export class CloudModel {
   private readonly heap: { at: number; id: string; what: 'pending' | 'doom' }[] = [];
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
-  private readonly events: ChangeEvent[] = [];
+  private readonly events: FeedEvent[] = [];
   private readonly eventBuffer: number;
   /** Changes up to this sequence number are no longer in `events` (trimmed, or from before a restart). */
   private droppedUpTo = 0;
-  private readonly listeners = new Set<(e: ChangeEvent) => void>();
+  /** Events recorded since the last flush: followers get them once the log holds them. */
+  private unflushed: FeedEvent[] = [];
+  private flushQueued = false;
+  private readonly listeners = new Set<(batch: FeedEvent[]) => void>();
   readonly stats = { calls: {} as Record<string, number>, responses: {} as Record<string, number>, injected: { errors: 0, errorsAfterCreate: 0, throttled: 0, slow: 0, struck: {} as Record<string, number> }, rateLimited: 0, quotaRefused: 0 };
   private apiRng: Rng;
   private readonly buckets = new Map<string, { tokens: number; last: number }>();
@@ -225,6 +238,7 @@ export class CloudModel {
   }
 
   close(): void {
+    this.flush();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -263,13 +277,18 @@ export class CloudModel {
     }
   }
 
-  private record(rec: WalBody, ev: Omit<ChangeEvent, 'seq' | 'at'> | undefined): void {
+  /** `objectJson`: the event's `object`, already serialised (it is added last). */
+  private record(rec: WalBody, ev: Omit<ChangeEvent, 'seq' | 'at'> | undefined, objectJson?: string): void {
     if (this.closed) return;
     const at = Date.now();
     this.seq++;
     this.wal.append({ ...rec, seq: this.seq, at } as WalRecord);
     if (ev) {
-      const e: ChangeEvent = { seq: this.seq, at: new Date(at).toISOString(), ...ev };
+      let json = JSON.stringify({ seq: this.seq, at: isoAt(at), ...ev });
+      if (objectJson !== undefined) json = `${json.slice(0, -1)},"object":${objectJson}}`;
+      const e: FeedEvent = { seq: this.seq, type: ev.type, json };
+      if (ev.kind !== undefined) e.kind = ev.kind;
+      if (ev.tenant !== undefined) e.tenant = ev.tenant;
       this.events.push(e);
       if (this.events.length > 2 * this.eventBuffer) {
         // Trim in chunks: one splice per eventBuffer events keeps appends O(1) amortised.
@@ -277,7 +296,7 @@ export class CloudModel {
         this.droppedUpTo = this.events[drop - 1]!.seq;
         this.events.splice(0, drop);
       }
-      for (const l of this.listeners) l(e);
+      this.unflushed.push(e);
     }
     if (this.wal.records > Math.max(5000, 2 * this.objects.size)) {
       this.wal.compact(this.seq, {
@@ -287,27 +306,53 @@ export class CloudModel {
         objects: [...this.objects.values()],
       });
     }
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => this.flush());
+    }
   }
 
-  /** Stores a changed object and publishes the change. */
-  private commit(o: SimObject, type: 'created' | 'updated', previous?: string): void {
-    o.doc.updated_at = new Date().toISOString();
+  /**
+   * Writes the log records not yet written (one write(2)), then hands their events to the
+   * followers. Queued once per turn in which something changed; the HTTP layer also calls it
+   * before it sends a turn's answers, so an acknowledged change is written and a follower hears
+   * of a change no later than the caller.
+   */
+  flush(): void {
+    this.flushQueued = false;
+    if (this.closed) return;
+    this.wal.flush();
+    if (this.unflushed.length === 0) return;
+    const batch = this.unflushed;
+    this.unflushed = [];
+    for (const l of this.listeners) l(batch);
+  }
+
+  /**
+   * Stores a changed object and publishes the change; returns the object as the API shows it
+   * now, serialised (the event carries the same text, so a create answers without serialising
+   * it again).
+   */
+  private commit(o: SimObject, type: 'created' | 'updated', previous?: string): string {
+    o.doc.updated_at = isoAt(Date.now());
     if (o.kind === 'server') o.doc.updated = o.doc.updated_at;
     this.reindex(o);
-    this.record({ op: 'put', obj: o }, this.eventOf(o, type, previous));
+    const json = JSON.stringify(this.render(o));
+    this.record({ op: 'put', obj: o }, this.eventOf(o, type, previous), json);
+    return json;
   }
 
+  /** The event of a change, without its `object` (`commit` adds it). */
   private eventOf(o: SimObject, type: ChangeEvent['type'], previous?: string): Omit<ChangeEvent, 'seq' | 'at'> {
     const e: Omit<ChangeEvent, 'seq' | 'at'> = { type, kind: o.kind, id: o.id, tenant: o.tenant, status: statusOf(o) };
     if (LB_KINDS.has(o.kind)) e.operating_status = o.doc.operating_status;
     if (previous !== undefined) e.previous_status = previous;
     if (o.key !== undefined) e.key = o.key;
-    if (type !== 'deleted') e.object = this.render(o);
     return e;
   }
 
   /** Changes since `since`, or `gap` when some were dropped from the buffer (the client should relist). */
-  eventsSince(since: number): { events: ChangeEvent[]; gap: boolean; seq: number } {
+  eventsSince(since: number): { events: FeedEvent[]; gap: boolean; seq: number } {
     const gap = since > this.seq || since < this.droppedUpTo;
     let lo = 0;
     let hi = this.events.length;
@@ -319,7 +364,8 @@ export class CloudModel {
     return { events: this.events.slice(lo), gap, seq: this.seq };
   }
 
-  subscribe(fn: (e: ChangeEvent) => void): () => void {
+  /** `fn` gets the events of each flush, in order. */
+  subscribe(fn: (batch: FeedEvent[]) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
@@ -683,35 +729,47 @@ export class CloudModel {
     const tags = query.get('tags')?.split(',').filter(Boolean) ?? [];
     const tagsAny = query.get('tags-any')?.split(',').filter(Boolean) ?? [];
     const key = query.get('idempotency_key') ?? undefined;
-    const reserved = new Set(['tags', 'tags-any', 'idempotency_key', 'limit', 'marker', 'sort_key', 'sort_dir', 'fields', 'all_tenants']);
-    const fieldFilters = [...query.entries()].filter(([k]) => !reserved.has(k));
-    let out: SimObject[] = [];
+    const fieldFilters: [string, string][] = [];
+    for (const [k, v] of query) if (!LIST_RESERVED.has(k)) fieldFilters.push([k, v]);
+    let candidates: Iterable<SimObject>;
     if (key !== undefined) {
       const o = this.byIdempotencyKey(kind, tenant, key);
-      if (o) out.push(o);
+      candidates = o ? [o] : [];
     } else {
-      for (const o of this.byKind.get(kind)!.values()) if (o.tenant === tenant) out.push(o);
-      out.sort((a, b) => a.ord - b.ord);
+      // A filter on a reference field (`?device_id=`, `?network_id=`) reads the reverse index
+      // instead of walking every object of the kind.
+      const indexed = fieldFilters.find(([k]) => REF_FIELDS[kind]?.includes(k));
+      candidates = indexed ? this.referring(indexed[1], kind) : this.byKind.get(kind)!.values();
     }
-    if (parent !== undefined) out = out.filter((o) => o.doc.pool_id === parent);
-    const docs: Doc[] = [];
+    // Pages run in creation order: the page after `marker` holds what was created after it.
+    let after = -Infinity;
     const marker = query.get('marker');
-    let started = marker === null;
-    const limit = Number(query.get('limit') ?? Infinity);
-    for (const o of out) {
-      if (!started) {
-        if (o.id === marker) started = true;
-        continue;
-      }
-      const d = this.render(o);
-      const dt: string[] = d.tags ?? [];
+    if (marker !== null) {
+      const m = this.objects.get(marker);
+      if (!m || m.kind !== kind || m.tenant !== tenant || (parent !== undefined && m.doc.pool_id !== parent)) return [];
+      after = m.ord;
+    }
+    let out: SimObject[] = [];
+    for (const o of candidates) {
+      if (o.tenant !== tenant || o.ord <= after) continue;
+      if (parent !== undefined && o.doc.pool_id !== parent) continue;
+      const dt: string[] = o.doc.tags ?? [];
       if (!tags.every((t) => dt.includes(t))) continue;
       if (tagsAny.length > 0 && !tagsAny.some((t) => dt.includes(t))) continue;
-      if (!fieldFilters.every(([k, v]) => d[k] !== undefined && d[k] !== null && typeof d[k] !== 'object' && String(d[k]) === v)) continue;
-      docs.push(d);
-      if (docs.length >= limit) break;
+      if (!fieldFilters.every(([k, v]) => scalarMatches(this.listField(o, k), v))) continue;
+      out.push(o);
     }
-    return docs;
+    if (out.length > 1) out.sort((a, b) => a.ord - b.ord);
+    const limit = Number(query.get('limit') ?? Infinity);
+    if (out.length > limit) out = out.slice(0, Math.max(1, limit));
+    return out.map((o) => this.render(o));
+  }
+
+  /** A field as a list filter sees it: stored, or derived by `render` for the few scalar derived fields. */
+  private listField(o: SimObject, field: string): unknown {
+    if (field === 'id') return o.id;
+    if ((o.kind === 'pool' && field === 'healthmonitor_id') || (o.kind === 'listener' && field === 'default_pool_id')) return this.render(o)[field];
+    return o.doc[field];
   }
 
   inventory(filter: { tenant?: string; kind?: string }): InventoryItem[] {
@@ -772,13 +830,14 @@ export class CloudModel {
 
   /**
    * Creates an object, or returns the live one created earlier with the same idempotency key
-   * (header, `kiln:key=` tag, or `kiln:key` metadata) for this tenant and kind.
+   * (header, `kiln:key=` tag, or `kiln:key` metadata) for this tenant and kind: as the API
+   * shows it, serialised.
    */
-  create(kind: Kind, tenant: string, body: Doc, headerKey?: string): { doc: Doc; replay: boolean } {
+  create(kind: Kind, tenant: string, body: Doc, headerKey?: string): { json: string; replay: boolean } {
     const key = headerKey || keyFromBody(body);
     if (key) {
       const existing = this.byIdempotencyKey(kind, tenant, key);
-      if (existing) return { doc: this.render(existing), replay: true };
+      if (existing) return { json: JSON.stringify(this.render(existing)), replay: true };
     }
     const ord = this.nextOrd++;
     let identity = `ord#${ord}`;
@@ -788,7 +847,7 @@ export class CloudModel {
       this.keyAttempts.set(ak, n + 1);
       identity = `${ak}#${n}`;
     }
-    const now = new Date().toISOString();
+    const now = isoAt(Date.now());
     const o: SimObject = {
       kind,
       id: new Rng(this.settings.seed, 'id', ord).uuid(),
@@ -806,9 +865,9 @@ export class CloudModel {
     } else if (!Array.isArray(o.doc.tags)) o.doc.tags = [];
     this.prepare(o);
     this.insert(o);
-    this.commit(o, 'created');
+    const json = this.commit(o, 'created');
     this.scheduleDoom(o, Date.now());
-    return { doc: this.render(o), replay: false };
+    return { json, replay: false };
   }
 
   /** Validates references, checks quota, fills defaults and starts the build transition. */
@@ -1062,7 +1121,7 @@ export class CloudModel {
   /** A port the cloud creates on someone's behalf (server NIC on a network, router interface). */
   private implicitPort(tenant: string, net: SimObject, deviceId: string, owner: string, subnetId?: string): SimObject {
     const ord = this.nextOrd++;
-    const now = new Date().toISOString();
+    const now = isoAt(Date.now());
     const p: SimObject = {
       kind: 'port',
       id: new Rng(this.settings.seed, 'id', ord).uuid(),
@@ -1487,6 +1546,35 @@ export class CloudModel {
 export function statusOf(o: SimObject): string {
   if (LB_KINDS.has(o.kind)) return String(o.doc.provisioning_status);
   return String(o.doc.status ?? 'ACTIVE');
+}
+
+let isoMs = -1;
+let isoText = '';
+/** `new Date(ms).toISOString()`, once per millisecond however many changes share it. */
+function isoAt(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
+
+/** Query parameters of a list that are not field filters. */
+const LIST_RESERVED = new Set(['tags', 'tags-any', 'idempotency_key', 'limit', 'marker', 'sort_key', 'sort_dir', 'fields', 'all_tenants']);
+
+/** Single-valued fields that `refsOf` indexes: every object whose field equals `v` refers to `v`. */
+const REF_FIELDS: Partial<Record<Kind, string[]>> = {
+  subnet: ['network_id'],
+  port: ['network_id', 'device_id'],
+  floatingip: ['port_id', 'floating_network_id'],
+  listener: ['loadbalancer_id'],
+  pool: ['loadbalancer_id', 'listener_id'],
+  member: ['pool_id'],
+  healthmonitor: ['pool_id'],
+};
+
+function scalarMatches(value: unknown, wanted: string): boolean {
+  return value !== undefined && value !== null && typeof value !== 'object' && String(value) === wanted;
 }
 
 function refsOf(o: SimObject): string[] {

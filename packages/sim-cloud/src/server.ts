@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createLogger, KilnError, type Logger } from '@kiln/core';
 import { validateFaults, validateLatency, validateQuotas, validateRateLimits, type Faults, type Kind, type LatencyConfig, type QuotaConfig, type RateLimitConfig } from './config.js';
 import { FLAVORS, IMAGES, KIND_API, type Service } from './kinds.js';
-import { ApiError, CloudModel, type ChangeEvent } from './model.js';
+import { ApiError, CloudModel, type FeedEvent } from './model.js';
 import type { FsyncPolicy } from './wal.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -34,6 +34,8 @@ export interface SimCloudOptions {
 interface Reply {
   status: number;
   body?: unknown;
+  /** The body already serialised (instead of `body`). */
+  json?: string;
   headers?: Record<string, string>;
 }
 
@@ -56,6 +58,8 @@ const LB_COLLECTIONS: Record<string, Kind> = {
 /** The simulated cloud as an HTTP service (see docs/sim-cloud.md for the API). */
 export class SimCloud {
   private readonly streams = new Set<ServerResponse>();
+  private readonly replies: { res: ServerResponse; status: number; payload: string; headers: Record<string, string> | undefined }[] = [];
+  private repliesQueued = false;
 
   private constructor(
     private readonly server: Server,
@@ -119,7 +123,8 @@ export class SimCloud {
     let tenant = String(req.headers['x-project-id'] ?? '') || 'demo';
     let service: Service | 'control' = 'control';
     try {
-      const raw = await readBody(req);
+      // Most calls (GET, DELETE) have no body: no stream to read, no await.
+      const raw = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined ? '' : await readBody(req);
       if (path === '/events') return this.events(req, res, url);
       const control = this.control(method, path, url, raw);
       if (control) return this.send(res, control);
@@ -142,12 +147,33 @@ export class SimCloud {
     }
   }
 
+  /**
+   * Queues an answer; the queue goes out once per event-loop turn, after the changes of every
+   * call handled in that turn are written to the log with one write(2) and told to the followers
+   * (one write per follower). So an acknowledged change is on its way to disk before its answer.
+   */
   private send(res: ServerResponse, r: Reply, service?: Service): void {
     if (service) this.model.countResponse(r.status);
-    const payload = r.body === undefined ? '' : JSON.stringify(r.body);
-    res.writeHead(r.status, { ...(payload ? { 'content-type': 'application/json' } : {}), 'content-length': Buffer.byteLength(payload), ...r.headers });
-    res.end(payload);
+    const payload = r.json ?? (r.body === undefined ? '' : JSON.stringify(r.body));
+    this.replies.push({ res, status: r.status, payload, headers: r.headers });
+    if (!this.repliesQueued) {
+      this.repliesQueued = true;
+      setImmediate(this.sendReplies);
+    }
   }
+
+  private readonly sendReplies = (): void => {
+    this.repliesQueued = false;
+    // Followers told here may answer long polls, which join this round.
+    this.model.flush();
+    for (const { res, status, payload, headers } of this.replies) {
+      const head: Record<string, string | number> = { 'content-length': Buffer.byteLength(payload), ...headers };
+      if (payload) head['content-type'] = 'application/json';
+      res.writeHead(status, head);
+      res.end(payload);
+    }
+    this.replies.length = 0;
+  };
 
   private sendError(res: ServerResponse, e: unknown, service: Service | 'control'): void {
     if (res.headersSent) {
@@ -290,15 +316,15 @@ export class SimCloud {
         return {
           service,
           stat: `${kind}.create`,
-          run: (b: Doc) => {
+          run: (b: Doc): Reply => {
             const body = { ...wrapped(b, api.singular) };
             if (parent !== undefined) body.pool_id = parent;
-            const { doc, replay } = m.create(kind, tenant, body, key);
+            const { json, replay } = m.create(kind, tenant, body, key);
             if (!replay) {
               const fail = m.failAfter('create');
               if (fail) throw fail;
             }
-            return { status: api.createStatus, body: { [api.singular]: doc }, headers: replay ? { 'x-idempotent-replay': 'true' } : {} };
+            return { status: api.createStatus, json: `{${JSON.stringify(api.singular)}:${json}}`, headers: replay ? { 'x-idempotent-replay': 'true' } : {} };
           },
         };
       }
@@ -441,27 +467,31 @@ export class SimCloud {
   private events(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const q = url.searchParams;
     const sinceText = q.get('since') ?? (req.headers['last-event-id'] as string | undefined);
+    // The backlog is read after the pending changes reached every follower, so none comes twice.
+    this.model.flush();
     const since = sinceText === undefined || sinceText === '' ? this.model.lastSeq : Number(sinceText);
     if (!Number.isInteger(since) || since < 0) throw new KilnError('REQUEST_INVALID', 'since must be a non-negative integer', { path: 'since' });
     const kinds = q.get('kind')?.split(',').filter(Boolean);
     const tenant = q.get('tenant') ?? undefined;
-    const wanted = (e: ChangeEvent) => e.type === 'reset' || ((!kinds || kinds.includes(e.kind!)) && (!tenant || e.tenant === tenant));
+    const wanted = (e: FeedEvent) => e.type === 'reset' || ((!kinds || kinds.includes(e.kind!)) && (!tenant || e.tenant === tenant));
     const backlog = this.model.eventsSince(since);
+    const jsonList = (list: FeedEvent[]) => `[${list.map((e) => e.json).join(',')}]`;
 
     if (q.get('format') === 'json') {
       // Long poll: answer at once when something is there, else wait for the next change.
       const events = backlog.gap ? [] : backlog.events.filter(wanted);
-      if (events.length > 0 || backlog.gap) return this.send(res, { status: 200, body: { events, gap: backlog.gap, seq: backlog.seq } });
+      if (events.length > 0 || backlog.gap) return this.send(res, { status: 200, json: `{"events":${jsonList(events)},"gap":${backlog.gap},"seq":${backlog.seq}}` });
       const waitMs = Math.min(Number(q.get('wait') ?? 25_000) || 0, 60_000);
       let timer: NodeJS.Timeout | undefined = undefined;
-      const done = (list: ChangeEvent[]) => {
+      const done = (list: FeedEvent[]) => {
         unsubscribe();
         if (timer) clearTimeout(timer);
         this.streams.delete(res);
-        if (!res.writableEnded) this.send(res, { status: 200, body: { events: list, gap: false, seq: this.model.lastSeq } });
+        if (!res.writableEnded) this.send(res, { status: 200, json: `{"events":${jsonList(list)},"gap":false,"seq":${this.model.lastSeq}}` });
       };
-      const unsubscribe = this.model.subscribe((e) => {
-        if (wanted(e)) done([e]);
+      const unsubscribe = this.model.subscribe((batch) => {
+        const list = batch.filter(wanted);
+        if (list.length > 0) done(list);
       });
       timer = setTimeout(() => done([]), waitMs);
       this.streams.add(res);
@@ -476,12 +506,15 @@ export class SimCloud {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     // The follower knows it is connected at once, not only with the first event.
     res.flushHeaders();
-    const write = (e: ChangeEvent) => res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    // One write per flush: the events of a tick go out together.
+    const write = (list: FeedEvent[]) => {
+      let text = '';
+      for (const e of list) if (wanted(e)) text += `id: ${e.seq}\nevent: ${e.type}\ndata: ${e.json}\n\n`;
+      if (text !== '') res.write(text);
+    };
     if (backlog.gap) res.write(`id: ${backlog.seq}\nevent: gap\ndata: ${JSON.stringify({ seq: backlog.seq })}\n\n`);
-    else for (const e of backlog.events) if (wanted(e)) write(e);
-    const unsubscribe = this.model.subscribe((e) => {
-      if (wanted(e)) write(e);
-    });
+    else write(backlog.events);
+    const unsubscribe = this.model.subscribe(write);
     const ping = setInterval(() => res.write(': ping\n\n'), this.keepAliveMs);
     this.streams.add(res);
     res.on('close', () => {

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KilnError } from '@kiln/core';
-import type { SimCloud, SimCloudClient } from '../src/index.js';
+import { type SimCloud, SimCloudClient } from '../src/index.js';
 import { raw, startSim, statusTrail } from './helpers.js';
 import { waitFor } from '@kiln/natsd';
 
@@ -260,6 +260,29 @@ test('quotas: Nova 403, Neutron 409, Cinder 413, and usage is reported; freed ca
   assert.is(bad.status, 400);
   assert.is(bad.json.error.path, 'quotas.default.instancez');
   assert.is((await raw(sim.url, 'PUT', '/control/rate-limits', { perSecond: -1 })).status, 400);
+});
+
+test('lists filter by indexed and plain fields, tags and tenant, and page in creation order', async ({ client, sim }) => {
+  const a = await client.create('network', { name: 'list-a' });
+  const b = await client.create('network', { name: 'list-b' });
+  const onA = [];
+  for (let i = 0; i < 3; i++) onA.push(await client.create('port', { network_id: a.id, name: `pa${i}`, tags: i === 1 ? ['odd'] : [] }));
+  const onB = await client.create('port', { network_id: b.id, name: 'pa1' });
+  const ids = (docs: { id: string }[]) => docs.map((d) => d.id);
+  assert.equal(ids(await client.list('port', { network_id: a.id })), ids(onA));
+  assert.equal(ids(await client.list('port', { network_id: a.id, name: 'pa1' })), [onA[1]!.id]);
+  assert.equal(ids(await client.list('port', { name: 'pa1' })), [onA[1]!.id, onB.id]);
+  assert.equal(ids(await client.list('port', { network_id: 'no-such-network' })), []);
+  assert.equal(ids(await client.list('port', { id: onB.id })), [onB.id]);
+  assert.equal(ids((await raw(sim.url, 'GET', `/network/v2.0/ports?network_id=${a.id}&tags=odd`)).json.ports), [onA[1]!.id]);
+  const page1 = (await raw(sim.url, 'GET', `/network/v2.0/ports?network_id=${a.id}&limit=2`)).json.ports;
+  assert.equal(ids(page1), ids(onA.slice(0, 2)));
+  const page2 = (await raw(sim.url, 'GET', `/network/v2.0/ports?network_id=${a.id}&limit=2&marker=${onA[1]!.id}`)).json.ports;
+  assert.equal(ids(page2), [onA[2]!.id]);
+  // Another tenant sees none of them, by index or not.
+  const other = new SimCloudClient(sim.url, { tenant: 'other' });
+  assert.equal(await other.list('port', { network_id: a.id }), []);
+  assert.equal(await other.list('port', { name: 'pa1' }), []);
 });
 
 test.run();
