@@ -43,6 +43,15 @@ export interface Addressed {
   readonly key: string;
   readonly partition: number;
   readonly env: Envelope;
+  /** Handed to the receiver early once stored, when this node works its partition (see Effect `send`). */
+  readonly express?: true;
+}
+
+/** Where a published envelope landed: stream sequence, index within its pack (undefined: unpacked); `duplicate` when the stream had it already. */
+export interface Stored {
+  readonly seq: number;
+  readonly idx: number | undefined;
+  readonly duplicate: boolean;
 }
 
 export type Publish = (subject: string, data: Uint8Array, msgId: string, h?: MsgHdrs) => Promise<PubAck>;
@@ -74,39 +83,47 @@ export class MailSender {
 
   /**
    * Publishes in list order (per partition, the stream keeps that order) and resolves once the
-   * stream stored every message.
+   * stream stored every message, with where each item landed (in list order).
    */
-  async sendAll(items: readonly Addressed[]): Promise<void> {
-    const groups = new Map<number, Addressed[]>();
-    for (const a of items) {
+  async sendAll(items: readonly Addressed[]): Promise<Stored[]> {
+    const groups = new Map<number, number[]>();
+    items.forEach((a, i) => {
       const g = groups.get(a.partition);
-      if (g) g.push(a);
-      else groups.set(a.partition, [a]);
-    }
+      if (g) g.push(i);
+      else groups.set(a.partition, [i]);
+    });
+    const stored = new Array<Stored>(items.length);
     const pubs: Promise<unknown>[] = [];
     for (const [p, group] of groups) {
-      for (let i = 0; i < group.length; i += MAX_PACK_ENTRIES) this.publishGroup(p, group.slice(i, i + MAX_PACK_ENTRIES), pubs);
+      for (let i = 0; i < group.length; i += MAX_PACK_ENTRIES) this.publishGroup(p, items, group.slice(i, i + MAX_PACK_ENTRIES), stored, pubs);
     }
     await Promise.all(pubs);
+    return stored;
   }
 
-  private publishGroup(p: number, group: readonly Addressed[], pubs: Promise<unknown>[]): void {
+  /** Publishes items[at] for `at` of `group` as one stream message (split if too large), recording where each landed. */
+  private publishGroup(p: number, items: readonly Addressed[], group: readonly number[], stored: Stored[], pubs: Promise<unknown>[]): void {
     if (group.length === 1) {
-      const a = group[0]!;
-      pubs.push(this.publish(`${this.prefix}.mbox.${p}.${a.key}`, encode(a.env), a.env.i));
+      const at = group[0]!;
+      const a = items[at]!;
+      pubs.push(this.publish(`${this.prefix}.mbox.${p}.${a.key}`, encode(a.env), a.env.i).then((ack) => {
+        stored[at] = { seq: ack.seq, idx: undefined, duplicate: ack.duplicate === true };
+      }));
       return;
     }
-    const data = encode(group.map((a): PackEntry => [a.key, a.env]));
+    const data = encode(group.map((at): PackEntry => [items[at]!.key, items[at]!.env]));
     // The headers count towards max_payload too: keep a margin for Nats-Msg-Id.
     if (data.length > this.maxPayload - 1024) {
       const half = Math.ceil(group.length / 2);
-      this.publishGroup(p, group.slice(0, half), pubs);
-      this.publishGroup(p, group.slice(half), pubs);
+      this.publishGroup(p, items, group.slice(0, half), stored, pubs);
+      this.publishGroup(p, items, group.slice(half), stored, pubs);
       return;
     }
     const h = createHash('sha256');
-    for (const a of group) h.update(a.key).update('\u0000').update(a.env.i).update('\u0000');
-    pubs.push(this.publish(`${this.prefix}.mbox.${p}.${PACK_TOKEN}`, data, `pack:${h.digest('base64url').slice(0, 32)}`));
+    for (const at of group) h.update(items[at]!.key).update('\u0000').update(items[at]!.env.i).update('\u0000');
+    pubs.push(this.publish(`${this.prefix}.mbox.${p}.${PACK_TOKEN}`, data, `pack:${h.digest('base64url').slice(0, 32)}`).then((ack) => {
+      group.forEach((at, idx) => (stored[at] = { seq: ack.seq, idx, duplicate: ack.duplicate === true }));
+    }));
   }
 }
 

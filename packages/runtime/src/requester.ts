@@ -1,5 +1,6 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { KilnError } from '@kiln/core';
+import { Fifo } from './fifo.js';
 
 export interface PubAck {
   seq: number;
@@ -29,13 +30,14 @@ const textDecoder = new TextDecoder();
  * At most `maxOutstanding` requests await a reply; further ones wait their turn before being
  * sent (back-pressure). Without the bound a fan-out queued tens of thousands of writes on the
  * connection and replies took 5-30 s; the timeout counts from the send, not from the wait.
+ * Urgent requests (the steps of express mail) wait in a lane of their own, served first.
  */
 export class Requester {
   private readonly inbox = createInbox();
   private readonly pending = new Map<number, { resolve: (m: Msg) => void; reject: (e: unknown) => void; deadline: number }>();
-  /** Requests waiting for a free slot, in arrival order from `waitingHead` (shift() is O(n) on a long array). */
-  private waiting: (() => void)[] = [];
-  private waitingHead = 0;
+  /** Requests waiting for a free slot, in arrival order; urgent ones go first. */
+  private readonly waiting = new Fifo<() => void>();
+  private readonly urgentWaiting = new Fifo<() => void>();
   /** Slots taken: requests awaiting a reply plus waiters woken and about to send. */
   private inUse = 0;
   private next = 0;
@@ -64,20 +66,21 @@ export class Requester {
 
   /** Requests waiting for a slot (back-pressure). */
   get queued(): number {
-    return this.waiting.length - this.waitingHead;
+    return this.waiting.length + this.urgentWaiting.length;
   }
 
   /**
    * `mayStillSend` is asked right before the request goes out (after any wait for a slot): a
    * fenced write checks its lease there, since the wait can be long. False rejects with NotSent.
+   * `urgent` requests get the next free slot before the others waiting.
    */
-  request(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean): Promise<Msg> {
+  request(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean, urgent = false): Promise<Msg> {
     if (this.inUse < this.maxOutstanding) {
       this.inUse++;
       return this.send(subject, data, headers, mayStillSend);
     }
     // The slot is handed over by freeSlot (inUse stays counted for it).
-    return new Promise<void>((r) => this.waiting.push(r)).then(() => this.send(subject, data, headers, mayStillSend));
+    return new Promise<void>((r) => (urgent ? this.urgentWaiting : this.waiting).push(r)).then(() => this.send(subject, data, headers, mayStillSend));
   }
 
   private send(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean): Promise<Msg> {
@@ -104,24 +107,14 @@ export class Requester {
 
   /** A reply arrived or timed out: its slot goes to the first waiting request, else is freed. */
   private freeSlot(): void {
-    if (this.waitingHead === this.waiting.length) {
-      this.inUse--;
-      return;
-    }
-    const next = this.waiting[this.waitingHead++]!;
-    if (this.waitingHead === this.waiting.length) {
-      this.waiting = [];
-      this.waitingHead = 0;
-    } else if (this.waitingHead >= 4096 && this.waitingHead * 2 >= this.waiting.length) {
-      this.waiting = this.waiting.slice(this.waitingHead);
-      this.waitingHead = 0;
-    }
-    next();
+    const next = this.urgentWaiting.shift() ?? this.waiting.shift();
+    if (next) next();
+    else this.inUse--;
   }
 
   /** A JetStream publish (stream or KV write); resolves with the ack, rejects with PublishRefused or a KilnError. */
-  async publish(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean): Promise<PubAck> {
-    const r = await this.request(subject, data, headers, mayStillSend);
+  async publish(subject: string, data: Uint8Array, headers?: MsgHdrs, mayStillSend?: () => boolean, urgent = false): Promise<PubAck> {
+    const r = await this.request(subject, data, headers, mayStillSend, urgent);
     if (r.headers?.code === 503) throw new KilnError('UNAVAILABLE', `no stream answers on ${subject}`);
     const ack = JSON.parse(textDecoder.decode(r.data)) as PubAck & { error?: { err_code?: number; description?: string } };
     if (ack.error) throw new PublishRefused(ack.error.err_code ?? 0, ack.error.description ?? 'publish refused');
@@ -142,10 +135,7 @@ export class Requester {
   close(): void {
     this.closed = true;
     clearInterval(this.sweep);
-    const waiting = this.waiting.slice(this.waitingHead);
-    this.waiting = [];
-    this.waitingHead = 0;
-    for (const go of waiting) go();
+    for (const go of [...this.urgentWaiting.drain(), ...this.waiting.drain()]) go();
     this.sub.unsubscribe();
     for (const p of this.pending.values()) p.reject(new KilnError('UNAVAILABLE', 'runtime stopped'));
     this.pending.clear();

@@ -21,7 +21,8 @@ import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core
 import { actorKey, addressOfKey, encodeToken, parseAddress } from './address.js';
 import { TimerHeap } from './heap.js';
 import { NotSent, PublishRefused, Requester, type PubAck } from './requester.js';
-import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MailSender, PACK_TOKEN, type Addressed, type Outgoing } from './mailbox.js';
+import { DEFAULT_PARTITIONS, DEFAULT_PREFIX, MailSender, PACK_TOKEN, type Addressed, type Outgoing, type Stored } from './mailbox.js';
+import { Fifo } from './fifo.js';
 import { isClaimable, planLeases, validUntil, type LeaseValue, type LeaseView, type MemberValue } from './lease.js';
 import { stateOf, stepActor, type ActorRecord, type Envelope, type Incoming, type OutboxEntry, type PendingTask } from './step.js';
 import type { ActorAddress, ActorBehavior, TaskHandler, TaskResult } from './types.js';
@@ -80,6 +81,10 @@ export interface RuntimeMetrics {
   workerRestarts: number;
   /** Requests waiting for a slot now (maxOutstandingRequests reached: back-pressure). */
   requestsWaiting: number;
+  /** Express messages (task results, sends marked express) applied early, ahead of their stream delivery. */
+  expressApplied: number;
+  /** Express messages handed over early but left to their stream delivery (the actor's stored outbox could not be settled first). */
+  expressDeferred: number;
 }
 
 const DEFAULTS = { partitions: DEFAULT_PARTITIONS, leaseMs: 10_000, cacheSize: 10_000, maxInFlight: 4096, maxOutstandingRequests: 1024, prefix: DEFAULT_PREFIX };
@@ -126,6 +131,8 @@ interface Worker {
   busy: number;
   idle: (() => void)[];
   readonly slots: Set<string>;
+  /** The pending index is being listed (resumePending): records loaded meanwhile re-arm their timers and tasks themselves. */
+  listing: boolean;
   /** Settles when consumer set-up finished (or gave up). */
   started: Promise<void>;
 }
@@ -158,8 +165,14 @@ interface Slot {
   rev: number;
   /** Whether the stored outbox is known to be published (it is republished once on a redelivery otherwise). */
   outboxSettled: boolean;
+  /** For a stored record marked `g`: its pack publication is known stored (this slot's step at the pack's tail completed). */
+  packPublished: boolean;
   readonly queue: ActorQueue;
+  /** Express messages handed over early (no delivery to settle): applied before the queue, in steps of their own. */
+  readonly early: Queued[];
   busy: boolean;
+  /** Loaded while the worker's pending index was listed: its next step re-arms the record's timers and tasks. */
+  resume: boolean;
 }
 
 /** A stream message being worked on: acknowledged once each of its envelopes is stored (or dead-lettered). */
@@ -173,7 +186,8 @@ interface Delivery {
 }
 
 interface Queued extends Incoming {
-  readonly d: Delivery;
+  /** The stream message carrying it; undefined for a message handed over early (its stream delivery settles it). */
+  readonly d: Delivery | undefined;
 }
 
 /**
@@ -256,7 +270,13 @@ function isWrongLastSequence(e: unknown): boolean {
 }
 
 const textEncoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 const encodeJson = (v: unknown) => textEncoder.encode(JSON.stringify(v));
+
+/** Stream deliveries in a batch (early mail is no delivery: nothing in flight to count or settle). */
+function deliveries(batch: readonly Queued[]): number {
+  return batch[0]?.early ? 0 : batch.length;
+}
 
 function isEnvelope(v: unknown): v is Envelope {
   return typeof v === 'object' && v !== null && typeof (v as Envelope).i === 'string';
@@ -321,9 +341,9 @@ export class Runtime {
   private readonly packGroups = new Set<PackGroup>();
   /** performance.now() when steps started running in this turn of the event loop; -1 between turns. */
   private turnStart = -1;
-  /** Steps waiting for a later turn, in arrival order (head index: taking from the front is O(1)). */
-  private turnWaiters: (() => void)[] = [];
-  private turnWaitersHead = 0;
+  /** Steps waiting for a later turn, in arrival order; those of express mail go first. */
+  private readonly turnWaiters = new Fifo<() => void>();
+  private readonly expressTurnWaiters = new Fifo<() => void>();
   private ticking = false;
   private tickAgain = false;
   private stopping = false;
@@ -341,6 +361,8 @@ export class Runtime {
     stateWrites: 0,
     publishRetries: 0,
     workerRestarts: 0,
+    expressApplied: 0,
+    expressDeferred: 0,
   };
   private rate = { at: performance.now(), processed: 0, perSec: 0 };
   /** Recent share of cold actors that had no stored record (decaying average). */
@@ -539,6 +561,8 @@ export class Runtime {
       publishRetries: this.counters.publishRetries,
       workerRestarts: this.counters.workerRestarts,
       requestsWaiting: this.requester.queued,
+      expressApplied: this.counters.expressApplied,
+      expressDeferred: this.counters.expressDeferred,
     };
   }
 
@@ -796,6 +820,7 @@ export class Runtime {
       busy: 0,
       idle: [],
       slots: new Set(),
+      listing: true,
       started: Promise.resolve(),
     };
     o.worker = w;
@@ -929,13 +954,22 @@ export class Runtime {
     return (await this.jsm.streams.getMessage(this.streamName, query).catch(() => null)) !== null;
   }
 
-  /** After (re)assignment, tells every actor with an armed timer or pending task to re-arm it. */
+  /**
+   * After (re)assignment, tells every actor with an armed timer or pending task to re-arm it.
+   * The listing can miss a key rewritten while it runs (the bucket keeps one message per key;
+   * e.g. an assumed-new step refused and redone writes its index entries again), so until it is
+   * done every record the worker loads re-arms its own timers and tasks (see process).
+   */
   private async resumePending(w: Worker): Promise<void> {
     const actors = new Set<string>();
-    const it = await this.pendingKv.keys(`${w.partition}.>`);
-    for await (const k of it) {
-      const parts = k.split('.');
-      if (parts.length >= 3) actors.add(`${parts[1]}.${parts[2]}`);
+    try {
+      const it = await this.pendingKv.keys(`${w.partition}.>`);
+      for await (const k of it) {
+        const parts = k.split('.');
+        if (parts.length >= 3) actors.add(`${parts[1]}.${parts[2]}`);
+      }
+    } finally {
+      w.listing = false;
     }
     // Packed: a partition with thousands of waiting actors costs a few stream messages.
     await this.mail.sendAll([...actors].map((key) => ({ key, partition: w.partition, env: { i: `resume:${this.nodeId}:${w.epoch}:${key}`, c: { resume: true } } })));
@@ -1043,11 +1077,12 @@ export class Runtime {
       this.cache.delete(key);
       this.cache.set(key, slot); // most recently used last
     } else {
-      slot = { key, address, behavior, worker: w, loaded: false, assumedNew: false, record: undefined, rev: 0, outboxSettled: false, queue: new ActorQueue(), busy: false };
+      slot = { key, address, behavior, worker: w, loaded: false, assumedNew: false, record: undefined, rev: 0, outboxSettled: false, packPublished: false, queue: new ActorQueue(), early: [], busy: false, resume: false };
       this.cache.set(key, slot);
       w.slots.add(key);
     }
-    slot.queue.push(q);
+    if (q.early) slot.early.push(q);
+    else slot.queue.push(q);
     return slot;
   }
 
@@ -1102,39 +1137,42 @@ export class Runtime {
     slot.busy = true;
     w.busy++;
     try {
-      while (slot.queue.length > 0 && w.active) {
+      while ((slot.early.length > 0 || slot.queue.length > 0) && w.active) {
+        // Express mail handed over early goes first, in a step of its own (see process).
+        const early = slot.early.length > 0;
         // A batch ends at the actor's last entry of a pack: that step's sends join the pack's combined publication.
-        const batch = slot.queue.take(MAX_BATCH, (q) => q.d.group !== undefined && q.d.group.last.get(slot.key) === q.idx);
+        const batch = early ? slot.early.splice(0, MAX_BATCH) : slot.queue.take(MAX_BATCH, (q) => q.d?.group !== undefined && q.d.group.last.get(slot.key) === q.idx);
+        const putBack = () => (early ? slot.early.unshift(...batch) : slot.queue.putBack(batch));
         if (!slot.loaded) {
           // While most cold actors turn out to be new (e.g. a stack creating its resources), skip
           // the read: the create-only write proves the record absent, or fails and the batch is
-          // redone on the stored record. Control messages and task results need the stored record.
-          if (this.newActorShare > 0.5 && batch.every((b) => !b.env.c && b.env.k === undefined)) {
+          // redone on the stored record. Control messages, task results and early mail need the stored record.
+          if (!early && this.newActorShare > 0.5 && batch.every((b) => !b.env.c && b.env.k === undefined)) {
             slot.loaded = true;
             slot.assumedNew = true;
           } else {
             try {
-              await this.load(slot);
+              await this.load(slot, early);
             } finally {
               // Back in the queue if the worker stops here (accounted for in the finally below).
-              if (!w.active || !slot.loaded) slot.queue.putBack(batch);
+              if (!w.active || !slot.loaded) putBack();
             }
             if (!w.active) break;
           }
         }
         // Here, after the load: steps resumed by the replies of one socket read would otherwise
         // all run in its microtask drain.
-        const turn = this.nextTurn();
+        const turn = this.nextTurn(early);
         if (turn) await turn;
         if (!w.active) {
-          slot.queue.putBack(batch);
+          putBack();
           break;
         }
         let done = false;
         try {
           done = await this.process(slot, batch);
         } catch (e) {
-          this.counters.inFlight -= batch.length;
+          this.counters.inFlight -= deliveries(batch);
           throw e;
         }
         if (!done) break;
@@ -1149,6 +1187,7 @@ export class Runtime {
       if (!w.active) {
         this.counters.inFlight -= slot.queue.length;
         slot.queue.clear();
+        slot.early.length = 0;
       }
       w.busy--;
       if (w.busy === 0) for (const f of w.idle.splice(0)) f();
@@ -1158,16 +1197,18 @@ export class Runtime {
 
   /**
    * A promise to wait for when steps have run for TURN_MS in this turn of the event loop (or
-   * others already wait: first come, first served); the step may go on when it resolves.
+   * others already wait: first come, first served, express steps before the others); the step
+   * may go on when it resolves.
    */
-  private nextTurn(): Promise<void> | undefined {
+  private nextTurn(express: boolean): Promise<void> | undefined {
     if (this.turnStart < 0) {
       this.turnStart = performance.now();
       setImmediate(this.endTurn);
       return undefined;
     }
-    if (this.turnWaitersHead === this.turnWaiters.length && performance.now() - this.turnStart < TURN_MS) return undefined;
-    return new Promise((r) => this.turnWaiters.push(r));
+    const ahead = this.expressTurnWaiters.length + (express ? 0 : this.turnWaiters.length);
+    if (ahead === 0 && performance.now() - this.turnStart < TURN_MS) return undefined;
+    return new Promise((r) => (express ? this.expressTurnWaiters : this.turnWaiters).push(r));
   }
 
   /**
@@ -1176,7 +1217,7 @@ export class Runtime {
    * per turn for a handful of steps run: 30,000 waiting members made the engine crawl.)
    */
   private readonly endTurn = (): void => {
-    if (this.turnWaitersHead === this.turnWaiters.length) {
+    if (this.expressTurnWaiters.length + this.turnWaiters.length === 0) {
       this.turnStart = -1;
       return;
     }
@@ -1187,31 +1228,27 @@ export class Runtime {
 
   /** The next waiting step goes; this runs again after its synchronous part (a microtask behind it). */
   private readonly releaseWaiter = (): void => {
-    if (this.turnWaitersHead === this.turnWaiters.length || performance.now() - this.turnStart >= TURN_MS) return;
-    const go = this.turnWaiters[this.turnWaitersHead++]!;
-    if (this.turnWaitersHead === this.turnWaiters.length) {
-      this.turnWaiters = [];
-      this.turnWaitersHead = 0;
-    } else if (this.turnWaitersHead >= 4096 && this.turnWaitersHead * 2 >= this.turnWaiters.length) {
-      this.turnWaiters = this.turnWaiters.slice(this.turnWaitersHead);
-      this.turnWaitersHead = 0;
-    }
+    if (performance.now() - this.turnStart >= TURN_MS) return;
+    const go = this.expressTurnWaiters.shift() ?? this.turnWaiters.shift();
+    if (!go) return;
     go();
     queueMicrotask(this.releaseWaiter);
   };
 
-  private async load(slot: Slot): Promise<void> {
-    const e = await this.readState(slot.key);
+  private async load(slot: Slot, urgent = false): Promise<void> {
+    const e = await this.readState(slot.key, urgent);
     slot.loaded = true;
     slot.assumedNew = false;
     // Unknown whether the stored outbox went out (a discarded assumed-new step may have set it).
     slot.outboxSettled = false;
+    slot.packPublished = false;
     this.noteColdActor(!e);
     if (!e) return;
     slot.rev = e.revision;
     if (!e.value) return;
     try {
       slot.record = decode<ActorRecord>(e.value);
+      if (slot.worker.listing && (slot.record.t || slot.record.k)) slot.resume = true;
     } catch (err) {
       this.log.error({ actor: slot.address, err: String(err) }, 'stored actor record undecodable: starting from the initial state');
     }
@@ -1226,12 +1263,12 @@ export class Runtime {
    * written. A direct get through the hot-path requester where the bucket allows it (single
    * replica); otherwise the KV client's get, answered by the stream leader.
    */
-  private async readState(key: string): Promise<{ revision: number; value?: Uint8Array } | null> {
+  private async readState(key: string, urgent: boolean): Promise<{ revision: number; value?: Uint8Array } | null> {
     if (!this.directGets) {
       const e = await this.stateKv.get(key);
       return e ? (e.operation === 'PUT' ? { revision: e.revision, value: e.value } : { revision: e.revision }) : null;
     }
-    const r = await this.requester.request(`$JS.API.DIRECT.GET.KV_${this.prefix}_state`, encodeJson({ last_by_subj: `$KV.${this.prefix}_state.${key}` }));
+    const r = await this.requester.request(`$JS.API.DIRECT.GET.KV_${this.prefix}_state`, encodeJson({ last_by_subj: `$KV.${this.prefix}_state.${key}` }), undefined, undefined, urgent);
     const code = r.headers?.code ?? 0;
     if (code === 404) return null;
     if (code >= 300 || !r.headers) throw new KilnError('UNAVAILABLE', `state read failed: ${code} ${r.headers?.description ?? ''}`);
@@ -1244,70 +1281,82 @@ export class Runtime {
   private async process(slot: Slot, batch: Queued[]): Promise<boolean> {
     const w = slot.worker;
     const p = w.partition;
-    const out = stepActor(slot.behavior, slot.address, slot.record, batch, Date.now());
+    // A batch is either early (express) mail or stream deliveries, never both (see run).
+    const early = batch[0]!.early === true;
+    const n = deliveries(batch);
+    const stored = slot.record;
+    if (early && stored?.g && !slot.packPublished) {
+      // The stored step's sends belong to a pack publication not known to be out: only the pack's
+      // redelivery can rebuild it, and this step would replace that outbox (marking it published,
+      // `p`). Its stream delivery applies the message instead.
+      this.counters.expressDeferred += batch.length;
+      return true;
+    }
+    const out = stepActor(slot.behavior, slot.address, stored, batch, Date.now());
     // Only a stored record can show the assumption held; a step that writes nothing (e.g. the
     // reducer threw on the initial state) must see the real one first.
     if (slot.assumedNew && !out.record) return this.reloadAndProcess(slot, batch);
-    const stored = slot.record;
     // A batch ending at the actor's last entry of a pack (see run): the step's sends go out with
     // those of the pack's other actors, in the pack's combined publication.
     const tail = batch[batch.length - 1]!;
-    const group = tail.d.group && tail.d.group.last.get(slot.key) === tail.idx ? tail.d.group : undefined;
+    const group = tail.d?.group && tail.d.group.last.get(slot.key) === tail.idx ? tail.d.group : undefined;
     // That entry applied before (the pack is redelivered): the record at exactly its position holds
     // what this actor adds to the publication (its sends if marked `g`, else nothing: they went out
     // alone); a record past it proves the publication complete, since no step of an actor follows
     // its step at a pack's last entry before that pack's publication is stored.
     let replayed: readonly OutboxEntry[] | 'published' | undefined;
     if (group && stored && (tail.seq < stored.q || (tail.seq === stored.q && tail.idx! <= (stored.x ?? 0)))) {
-      if (tail.seq !== stored.q || tail.idx !== (stored.x ?? 0)) replayed = 'published';
+      if (tail.seq !== stored.q || tail.idx !== (stored.x ?? 0) || stored.p) replayed = 'published';
       else replayed = stored.g ? (stored.o ?? []) : [];
     }
-    let republish: readonly OutboxEntry[] = [];
     if (out.duplicates > 0) {
       this.counters.redeliveries += out.duplicates;
       this.log.info({ partition: p, actor: slot.address, duplicates: out.duplicates }, 'redelivered messages skipped');
-      // The step that stored this outbox may have died before publishing it (sends marked `g` go
-      // out again only with their pack, above; this step's position may be before that pack's).
-      const o = stored?.o;
-      if (!slot.outboxSettled && o) republish = stored.g ? o.filter((e) => !('to' in e)) : o;
     }
+    // The step that stored this outbox may have died before publishing it: known when its trigger
+    // comes back (a redelivery), and possible whenever early steps were stored (their triggers are
+    // still in the stream) or this step is early (it replaces the outbox). Sends marked `g` go out
+    // again only with their pack, above; this step's position may be before that pack's.
+    let republish: readonly OutboxEntry[] = [];
+    const o = stored?.o;
+    if (!slot.outboxSettled && o && (out.duplicates > 0 || early || (stored.e?.length ?? 0) > 0)) republish = stored.g ? o.filter((e) => !('to' in e)) : o;
     if (republish.length > 0 && !(await this.publishEffects(w, slot, () => this.publishOutbox(slot.address, republish)))) {
-      this.counters.inFlight -= batch.length;
+      this.counters.inFlight -= n;
       return false;
     }
     slot.outboxSettled = true;
     if (out.record) {
       const index = [
-        ...out.timersArmed.map((t) => this.pendingKv.put(this.timerIndexKey(p, slot.key, t.name), encode({ at: t.at }))),
-        ...out.tasksRecorded.map((idem) => this.pendingKv.put(`${p}.${slot.key}.k.${idem}`, encode({}))),
+        ...out.timersArmed.map((t) => this.putPending(this.timerIndexKey(p, slot.key, t.name), encode({ at: t.at }), early)),
+        ...out.tasksRecorded.map((idem) => this.putPending(`${p}.${slot.key}.k.${idem}`, encode({}), early)),
       ];
       if (index.length > 0) await Promise.all(index);
-      const o = this.owned.get(p);
+      const owner = this.owned.get(p);
       if (!w.active) {
-        this.counters.inFlight -= batch.length;
+        this.counters.inFlight -= n;
         return false;
       }
-      if (!o || o.worker !== w || performance.now() > o.validUntil) {
-        this.counters.inFlight -= batch.length;
+      if (!owner || owner.worker !== w || performance.now() > owner.validUntil) {
+        this.counters.inFlight -= n;
         this.lose(p, 'lease expired before state write');
         return false;
       }
       if (group && replayed === undefined && out.outbox.some((e) => 'to' in e)) out.record.g = true;
       const bytes = encode(out.record);
       // Checked again when the write actually leaves: it may wait for a request slot.
-      const leaseValid = () => w.active && this.owned.get(p) === o && performance.now() <= o.validUntil;
+      const leaseValid = () => w.active && this.owned.get(p) === owner && performance.now() <= owner.validUntil;
       try {
-        slot.rev = await this.writeState(slot.key, bytes, slot.rev, leaseValid);
+        slot.rev = await this.writeState(slot.key, bytes, slot.rev, leaseValid, early);
       } catch (e) {
         if (e instanceof NotSent) {
-          this.counters.inFlight -= batch.length;
-          if (w.active && this.owned.get(p) === o) this.lose(p, 'lease expired before state write');
+          this.counters.inFlight -= n;
+          if (w.active && this.owned.get(p) === owner) this.lose(p, 'lease expired before state write');
           return false;
         }
         if (!(e instanceof PublishRefused && e.errCode === 10071)) throw e;
         // The actor assumed new had a record after all: not a fencing.
         if (slot.assumedNew) return this.reloadAndProcess(slot, batch);
-        this.counters.inFlight -= batch.length;
+        this.counters.inFlight -= n;
         if (w.active) void this.fence(w, slot.address);
         return false;
       }
@@ -1319,7 +1368,7 @@ export class Runtime {
       slot.record = out.record;
       // Resumed by the write's reply, often with the steps whose replies came in the same read:
       // their effects (a fan-out's packs to encode) share the turn's budget too.
-      const turn = this.nextTurn();
+      const turn = this.nextTurn(early);
       if (turn) await turn;
     }
     for (const { inc, reason } of out.deadLetters) {
@@ -1333,7 +1382,8 @@ export class Runtime {
       const pubs: Promise<unknown>[] = [];
       if (own.length > 0) pubs.push(this.publishOutbox(slot.address, own));
       for (const { inc, reason } of out.deadLetters) {
-        const m = (inc as Queued).d.m;
+        // Only stream deliveries are dead-lettered (an early message is left to its delivery).
+        const m = (inc as Queued).d!.m;
         pubs.push(
           inc.idx === undefined
             ? this.jsPublish(`${this.prefix}.dlq.${p}`, m.data, `dlq:${p}:${inc.seq}`, this.dlqHeaders(reason, m.subject))
@@ -1344,17 +1394,26 @@ export class Runtime {
     };
     if (((own.length > 0 || out.deadLetters.length > 0) && !(await this.publishEffects(w, slot, effects))) || (joined && !(await joined))) {
       // The worker stopped: the batch comes back to the next consumer, which republishes the outbox.
-      this.counters.inFlight -= batch.length;
+      this.counters.inFlight -= n;
       return false;
     }
-    for (const b of batch) this.settle(b.d, 1);
-    this.counters.processed += batch.length;
-    this.counters.inFlight -= batch.length;
+    // The pack's publication is stored (joined), whatever this step wrote.
+    if (group) slot.packPublished = true;
+    for (const b of batch) if (b.d) this.settle(b.d, 1);
+    this.counters.processed += n;
+    this.counters.inFlight -= n;
+    this.counters.expressApplied += out.appliedEarly;
     if (!w.active) return false;
     for (const t of out.timersToSchedule) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name: t.name });
-    for (const name of out.timersDropped) void this.pendingKv.delete(this.timerIndexKey(p, slot.key, name)).catch(() => undefined);
-    for (const idem of out.tasksDone) void this.pendingKv.delete(`${p}.${slot.key}.k.${idem}`).catch(() => undefined);
+    for (const name of out.timersDropped) this.deletePending(this.timerIndexKey(p, slot.key, name));
+    for (const idem of out.tasksDone) this.deletePending(`${p}.${slot.key}.k.${idem}`);
     for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
+    if (slot.resume) {
+      // As a resume message would (see resumePending); a task running here already is not run twice.
+      slot.resume = false;
+      for (const [name, t] of Object.entries(slot.record?.t ?? {})) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name });
+      for (const [idem, task] of Object.entries(slot.record?.k ?? {})) this.runTask(w, slot, idem, task);
+    }
     return true;
   }
 
@@ -1392,7 +1451,7 @@ export class Runtime {
     const items: Addressed[] = [];
     for (const s of g.sends) this.addressSends(s.from, s.outbox, items);
     const stored = await this.untilPublished({ partition: g.w.partition, seq: g.seq }, 'pack sends publish failed: retrying', () => g.w.active, () =>
-      this.mail.sendAll(items),
+      this.mail.sendAll(items).then((at) => this.handOver(items, at)),
     );
     g.finish(stored);
   }
@@ -1401,7 +1460,7 @@ export class Runtime {
   private async reloadAndProcess(slot: Slot, batch: Queued[]): Promise<boolean> {
     await this.load(slot);
     if (!slot.worker.active) {
-      this.counters.inFlight -= batch.length;
+      this.counters.inFlight -= deliveries(batch);
       return false;
     }
     return this.process(slot, batch);
@@ -1412,10 +1471,25 @@ export class Runtime {
    * key must not exist). The same operation as KV update/create (a publish to the bucket's
    * subject with the expected-sequence header) without the KV client's per-call overhead.
    */
-  private async writeState(key: string, bytes: Uint8Array, rev: number, mayStillSend: () => boolean): Promise<number> {
+  private async writeState(key: string, bytes: Uint8Array, rev: number, mayStillSend: () => boolean, urgent: boolean): Promise<number> {
     const h = headers();
     h.set('Nats-Expected-Last-Subject-Sequence', String(rev));
-    return (await this.requester.publish(`$KV.${this.prefix}_state.${key}`, bytes, h, mayStillSend)).seq;
+    return (await this.requester.publish(`$KV.${this.prefix}_state.${key}`, bytes, h, mayStillSend, urgent)).seq;
+  }
+
+  /**
+   * An index entry of the pending bucket (timer or task), through the hot-path requester: the KV
+   * client's put built two Error objects per call (~5 % of the engine's CPU in a profile).
+   */
+  private async putPending(key: string, data: Uint8Array, urgent: boolean): Promise<void> {
+    await this.requester.publish(`$KV.${this.prefix}_pending.${key}`, data, undefined, undefined, urgent);
+  }
+
+  /** Drops an index entry, fire and forget (an orphan entry is harmless): a delete marker, as the KV client writes it. */
+  private deletePending(key: string): void {
+    const h = headers();
+    h.set('KV-Operation', 'DEL');
+    this.requester.publish(`$KV.${this.prefix}_pending.${key}`, EMPTY, h).catch(() => undefined);
   }
 
   /** A JetStream publish, deduplicated by the stream when `msgId` is given. */
@@ -1436,8 +1510,27 @@ export class Runtime {
     const pubs: Promise<unknown>[] = [];
     for (const e of outbox) if (!('to' in e)) pubs.push(this.jsPublish(`${this.eventsSubject}.${e.ev}`, encode(e.e), e.id));
     const sends = this.addressSends(from, outbox, []);
-    if (sends.length > 0) pubs.push(this.mail.sendAll(sends));
+    if (sends.length > 0) pubs.push(this.mail.sendAll(sends).then((stored) => this.handOver(sends, stored)));
     return Promise.all(pubs);
+  }
+
+  /**
+   * Express mail just stored in the stream goes straight to its receiver's queue too when this
+   * node works the receiver's partition, ahead of what the partition's consumer has yet to
+   * deliver (a task result or a reply overtaking a fan-out). Its stream delivery later finds it
+   * applied (ActorRecord `e`). A duplicate publication (a replay) is left to the stream.
+   */
+  private handOver(items: readonly Addressed[], stored: readonly Stored[]): void {
+    items.forEach((a, i) => {
+      const at = stored[i];
+      if (!a.express || !at || at.duplicate) return;
+      const o = this.owned.get(a.partition);
+      const w = o?.worker;
+      // Not to a worker still setting up its consumer: the stream delivers it there.
+      if (!w?.active || !w.messages || o!.releasing) return;
+      const slot = this.route(w, a.key, a.env, { seq: at.seq, idx: at.idx, env: a.env, d: undefined, early: true });
+      if (typeof slot !== 'string' && !slot.busy) void this.run(slot);
+    });
   }
 
   /** The sends of an outbox as envelopes for their mailboxes, appended to `into` (returned). */
@@ -1445,7 +1538,8 @@ export class Runtime {
     for (const e of outbox) {
       if (!('to' in e)) continue;
       try {
-        into.push(this.mail.address(e.to, { i: e.id, f: from, m: e.m }));
+        const a = this.mail.address(e.to, { i: e.id, f: from, m: e.m });
+        into.push(e.xp ? { ...a, express: true } : a);
       } catch {
         this.log.warn({ actor: from, to: e.to }, 'send to an invalid address dropped');
       }
@@ -1547,7 +1641,7 @@ export class Runtime {
     let excess = this.cache.size - this.cacheSize;
     for (const [key, s] of this.cache) {
       if (excess <= 0) break;
-      if (s.busy || s.queue.length > 0) continue;
+      if (s.busy || s.queue.length > 0 || s.early.length > 0) continue;
       this.cache.delete(key);
       s.worker.slots.delete(key);
       excess--;
@@ -1631,14 +1725,17 @@ export class Runtime {
       )
       .then(async (result) => {
         const i = `${idem}/r`;
-        const data = encode({ i, k: idem, m: result } satisfies Envelope);
+        const env: Envelope = { i, k: idem, m: result };
+        const data = encode(env);
         const subject = this.mailboxSubject(w.partition, slot.key);
         // Nothing else would answer the actor while this node keeps the partition, so retried
         // until stored (the msgId makes a retry of a stored one a no-op). Once the ownership
         // ended (signal aborted) the next owner reruns the task instead.
-        await this.untilPublished({ actor: self, task: task.task }, 'task result publish failed: retrying', () => !signal.aborted, () =>
-          this.jsPublish(subject, data, i),
-        );
+        await this.untilPublished({ actor: self, task: task.task }, 'task result publish failed: retrying', () => !signal.aborted, async () => {
+          const ack = await this.jsPublish(subject, data, i);
+          // A task result is always express.
+          this.handOver([{ key: slot.key, partition: w.partition, env, express: true }], [{ seq: ack.seq, idx: undefined, duplicate: ack.duplicate === true }]);
+        });
       })
       .catch((e) => this.log.error({ actor: self, task: task.task, err: String(e) }, 'task result not published'))
       .finally(() => {

@@ -13,6 +13,13 @@ import type { ActorAddress, ActorBehavior, Effect, MessageContext, TaskResult, T
  * - `g`: the outbox's sends went out with those of the other actors of the pack at (`q`, `x`)
  *   (the runtime's combined publication of a pack's sends), so a redelivery republishes them
  *   there, never alone (alone they would be other stream messages, not recognised as duplicates).
+ * - `e`: positions ([sequence, index]) of messages applied early (express delivery, handed over
+ *   by this node before the stream delivered them) and not yet passed by the stream. They do not
+ *   move `q`/`x`: older mail of the actor is still to come. The stream's delivery of one is
+ *   skipped; positions at or before (`q`, `x`) are dropped as `q` moves.
+ * - `p`: the pack publication at (`q`, `x`) is known stored: an early step replaced the outbox
+ *   of a record marked `g` (it runs only once that publication is stored), so a redelivery of
+ *   that pack must not publish it again.
  */
 export interface ActorRecord {
   s?: unknown;
@@ -24,6 +31,8 @@ export interface ActorRecord {
   k?: Record<string, PendingTask>;
   o?: OutboxEntry[];
   g?: true;
+  e?: [seq: number, idx: number][];
+  p?: true;
 }
 
 export interface ArmedTimer {
@@ -39,8 +48,8 @@ export interface PendingTask {
 }
 
 export type OutboxEntry =
-  /** A send: Nats-Msg-Id `id`, to `to`, envelope message `m`. */
-  | { id: string; to: ActorAddress; m: unknown }
+  /** A send: Nats-Msg-Id `id`, to `to`, envelope message `m`; `xp`: express (see Effect `send`). */
+  | { id: string; to: ActorAddress; m: unknown; xp?: true }
   /** An emit on the events subject. */
   | { id: string; ev: string; e: unknown };
 
@@ -64,6 +73,11 @@ export interface Incoming {
   /** Index within a pack (a stream message carrying several envelopes); undefined for an unpacked message. */
   readonly idx?: number | undefined;
   readonly env: Envelope;
+  /**
+   * Handed over early (express), before the stream delivers it: applied without moving the
+   * record's position (see ActorRecord `e`); skipped silently when already applied.
+   */
+  readonly early?: true | undefined;
 }
 
 export interface DeadLetter {
@@ -77,6 +91,10 @@ export interface StepOutcome {
   readonly record: ActorRecord | undefined;
   /** Messages skipped as redeliveries. */
   readonly duplicates: number;
+  /** Stream deliveries skipped because they were applied early. */
+  readonly passedEarly: number;
+  /** Early messages applied. */
+  readonly appliedEarly: number;
   readonly deadLetters: DeadLetter[];
   /** Sends and emits, in order (also stored as the record's outbox). */
   readonly outbox: OutboxEntry[];
@@ -109,6 +127,8 @@ export function stepActor(
   const out: { -readonly [K in keyof StepOutcome]: StepOutcome[K] } = {
     record: undefined,
     duplicates: 0,
+    passedEarly: 0,
+    appliedEarly: 0,
     deadLetters: [],
     outbox: [],
     timersArmed: [],
@@ -124,18 +144,46 @@ export function stepActor(
   let changed = false;
   const ownTimers = () => (timers === stored?.t ? (timers = { ...(timers ?? {}) }) : (timers ??= {}));
   const ownTasks = () => (tasks === stored?.k ? (tasks = { ...(tasks ?? {}) }) : (tasks ??= {}));
+  const answer = (idem: string) => {
+    delete ownTasks()[idem];
+    changed = true;
+    out.tasksDone.push(idem);
+  };
+  /** The position moved in this batch (the record is no longer at the stored one). */
+  let moved = false;
 
+  let early = rec.e;
+  const ownEarly = () => (early === stored?.e ? (early = [...(early ?? [])]) : (early ??= []));
   for (const inc of batch) {
     const idx = inc.idx ?? 0;
     if (inc.seq < rec.q || (inc.seq === rec.q && idx <= (rec.x ?? 0))) {
-      out.duplicates++;
+      if (!inc.early) out.duplicates++;
       continue;
     }
-    rec.q = inc.seq;
-    if (idx > 0) rec.x = idx;
-    else delete rec.x;
+    const appliedEarly = early ? early.findIndex(([s, i]) => s === inc.seq && i === idx) : -1;
+    if (inc.early) {
+      if (appliedEarly >= 0) continue;
+    } else {
+      // The stream delivers an actor's mail in order, so every position before this one was
+      // delivered: early positions passed by it are done.
+      rec.q = inc.seq;
+      if (idx > 0) rec.x = idx;
+      else delete rec.x;
+      if (early?.some(([s, i]) => s < inc.seq || (s === inc.seq && i <= idx))) {
+        early = early.filter(([s, i]) => s > inc.seq || (s === inc.seq && i > idx));
+      }
+      // Past the position an early step may have marked `p` at.
+      delete rec.p;
+      moved = true;
+      if (appliedEarly >= 0) {
+        out.passedEarly++;
+        continue;
+      }
+    }
     const env = inc.env;
     let msg: unknown;
+    /** The pending task this message answers, removed once it is applied (or dead-lettered). */
+    let answered: string | undefined;
     if (env.c) {
       if ('fire' in env.c) {
         const t = timers?.[env.c.fire];
@@ -160,9 +208,7 @@ export function stepActor(
     } else if (env.k !== undefined) {
       // A task result is delivered once: a rerun task's second answer finds nothing pending.
       if (!tasks?.[env.k]) continue;
-      delete ownTasks()[env.k];
-      changed = true;
-      out.tasksDone.push(env.k);
+      answered = env.k;
       msg = env.m;
     } else {
       msg = env.m;
@@ -174,12 +220,26 @@ export function stepActor(
     try {
       reduction = behavior.reduce(state, msg as never, ctx);
     } catch (e) {
+      // Early: left as it was for the stream delivery, which applies it again (reducers are
+      // deterministic) and dead-letters it then.
+      if (inc.early) continue;
       out.deadLetters.push({ inc, reason: `reducer threw: ${e instanceof Error ? e.message : String(e)}` });
+      if (answered !== undefined) answer(answered);
       continue;
     }
     changed = true;
+    if (answered !== undefined) answer(answered);
+    if (inc.early) {
+      ownEarly().push([inc.seq, idx]);
+      out.appliedEarly++;
+      // This step replaces an outbox that went out in the pack publication at (q, x): it is stored
+      // (the runtime runs an early step on such a record only then), which a redelivery must know.
+      if (!moved && (rec.g || rec.p)) rec.p = true;
+    }
     if (reduction.state === null) {
-      rec = rec.x === undefined ? { q: rec.q, d: true } : { q: rec.q, x: rec.x, d: true };
+      const tomb: ActorRecord = rec.x === undefined ? { q: rec.q, d: true } : { q: rec.q, x: rec.x, d: true };
+      if (rec.p) tomb.p = true;
+      rec = tomb;
       timers = undefined;
       tasks = undefined;
     } else {
@@ -189,7 +249,7 @@ export function stepActor(
     reduction.effects.forEach((eff: Effect, index: number) => {
       switch (eff.type) {
         case 'send':
-          out.outbox.push({ id: effectId(self, env.i, index), to: eff.to, m: eff.msg });
+          out.outbox.push(eff.express ? { id: effectId(self, env.i, index), to: eff.to, m: eff.msg, xp: true } : { id: effectId(self, env.i, index), to: eff.to, m: eff.msg });
           break;
         case 'emit':
           out.outbox.push({ id: effectId(self, env.i, index), ev: eff.subject, e: eff.event });
@@ -219,6 +279,8 @@ export function stepActor(
     });
   }
   if (!changed) return out;
+  if (early && early.length > 0) rec.e = early;
+  else delete rec.e;
   if (timers && Object.keys(timers).length > 0) rec.t = timers;
   else delete rec.t;
   if (tasks && Object.keys(tasks).length > 0) rec.k = tasks;

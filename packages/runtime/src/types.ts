@@ -42,8 +42,14 @@ export interface TimerFired {
 }
 
 export type Effect =
-  /** Deliver `msg` to another actor (or to self). Sent after the state is stored, at least once; the receiver dedups. */
-  | { readonly type: 'send'; readonly to: ActorAddress; readonly msg: unknown }
+  /**
+   * Deliver `msg` to another actor (or to self). Sent after the state is stored, at least once; the receiver dedups.
+   * `express`: when the receiver's partition is owned by this node, the message is also handed to
+   * it as soon as its publication is stored, ahead of mail queued before it (a completion or reply
+   * overtaking a fan-out). Order between two sends of one sender to one receiver is only kept among
+   * non-express sends: an express send may overtake earlier ones.
+   */
+  | { readonly type: 'send'; readonly to: ActorAddress; readonly msg: unknown; readonly express?: true }
   /** Arm (or re-arm) the named timer of this actor; it fires as a TimerFired message at or after `at` (ms since epoch), also after a takeover. */
   | { readonly type: 'setTimer'; readonly name: string; readonly at: number; readonly msg?: unknown }
   | { readonly type: 'cancelTimer'; readonly name: string }
