@@ -11,7 +11,8 @@ import type { ActorBehavior, Effect, MessageContext, Reduction } from '@kiln/run
 import type { GroupMemberData } from './builtins.js';
 import { produce, undraftEffects } from './draft.js';
 import { resourceAddress } from './resource.js';
-import type { BatchDone, GroupShape, GroupSpec, MemberReport, OpenBatch, ResourceDef, ResourceMsg, ShardMsg, ShardReport } from './types.js';
+import { scopeReadIn } from './template-adapter.js';
+import type { BatchDone, DesireScope, GroupShape, GroupSpec, MemberReport, OpenBatch, ResolveScope, ResourceDef, ResourceMsg, ShardMsg, ShardReport } from './types.js';
 
 export const SHARD_ACTOR = 'shard';
 
@@ -247,13 +248,33 @@ function sendNamedDesire(msg: ShardDesire, slot: number, effects: Effect[], ctx:
     stackId: msg.stackId,
     stackName: msg.stackName,
     // The scope goes only with expressions to resolve (metadata and update_policy feed resource_facade and group policies).
-    def: m.def && msg.scope && (hasProperties(m.def.properties) || hasProperties(m.def.metadata) || hasProperties(m.def.updatePolicy)) ? { ...m.def, scope: msg.scope } : m.def,
+    def: m.def && msg.scope && (hasProperties(m.def.properties) || hasProperties(m.def.metadata) || hasProperties(m.def.updatePolicy)) ? { ...m.def, scope: scopeFor(m.def, msg.scope) } : m.def,
     requires: m.requires,
     dependants: m.dependants,
     ...(msg.forget ? { forget: true } : {}),
     ...(msg.eventsRoot ? { eventsRoot: msg.eventsRoot } : {}),
   };
   effects.push({ type: 'send', to: resourceAddress(msg.stackId, m.name), msg: desire });
+}
+
+/**
+ * The scope with only the files and parameters the definition's own expressions read (get_file,
+ * get_param), and without the stack's id and name (see DesireScope): the whole files map and
+ * parameter set would otherwise travel in every desire and sit in every resource record. A
+ * nested resource's child stack gets its files from `nestedTemplate`, not from here.
+ */
+function scopeFor(def: ResourceDef, scope: ResolveScope): DesireScope {
+  const read = scopeReadIn([def.properties, def.metadata, def.updatePolicy]);
+  const { stackId: _id, stackName: _name, ...rest } = scope;
+  return { ...rest, files: only(scope.files, read.files), params: only(scope.params, read.params) };
+}
+
+/** The entries of `all` named in `keys` (all of them when `keys` is null). */
+function only<T>(all: Record<string, T>, keys: ReadonlySet<string> | null): Record<string, T> {
+  if (keys === null) return all;
+  const out: Record<string, T> = {};
+  for (const k of keys) if (Object.hasOwn(all, k)) out[k] = all[k]!;
+  return out;
 }
 
 function sendChildDesire(msg: ShardDesire, c: { level: number; lo: number; hi: number }, slot: number, effects: Effect[], ctx: MessageContext): void {

@@ -5,7 +5,9 @@
  * (see template-adapter.ts); keeping the engine behind this interface keeps the actors testable
  * with plain data.
  */
-import type { ResolveScope, StackSpec } from './types.js';
+import type { AttributesRead, ResolveScope, StackSpec } from './types.js';
+
+export type { AttributesRead };
 
 export interface PlannedResource {
   readonly name: string;
@@ -17,8 +19,8 @@ export interface PlannedResource {
   readonly deletionPolicy: 'Delete' | 'Retain' | 'Snapshot';
   readonly updatePolicy: unknown;
   readonly metadata: unknown;
-  /** Whether any resource or output reads this resource's attributes (get_attr). */
-  readonly attributesRead: boolean;
+  /** Which of this resource's attributes resources and outputs read (get_attr); false: none. */
+  readonly attributesRead: AttributesRead | false;
   /** ResourceGroup: its member type after the resource_registry (and the member's template, if any). */
   readonly groupMember?: { readonly type: string; readonly nestedTemplate?: NestedTemplate };
   /** Set when the type maps to a template (template resource / provider template). */

@@ -650,7 +650,7 @@ function fanOutNamed(d: Draft<StackState>, planned: ReadonlyArray<Extras>, effec
         deletionPolicy: r.deletionPolicy,
         updatePolicy: r.updatePolicy ?? null,
         metadata: r.metadata ?? null,
-        ...(r.attributesRead ? { attributesRead: true } : {}),
+        ...(r.attributesRead ? { attributesRead: r.attributesRead } : {}),
         ...(r.groupMember ? { groupMember: r.groupMember } : {}),
         ...(r.nestedTemplate ? { nestedTemplate: r.nestedTemplate } : {}),
         ...(r.adopt ? { adopt: r.adopt } : {}),

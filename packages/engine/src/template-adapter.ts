@@ -20,7 +20,7 @@ import {
   type EnvironmentInput,
   type ResourceDataSource,
 } from '@kiln/template';
-import type { DepView, NestedTemplate, PlannedResource, Resolved, StackPlan, TemplateAdapter } from './spec.js';
+import type { AttributesRead, DepView, NestedTemplate, PlannedResource, Resolved, StackPlan, TemplateAdapter } from './spec.js';
 import type { ResolveScope, StackSpec } from './types.js';
 
 /** A spec as Heat's stack show describes it. */
@@ -45,21 +45,106 @@ function environmentInput(e: unknown): EnvironmentInput | undefined {
   return e as EnvironmentInput;
 }
 
-/** Names referenced by get_resource/get_attr (and CFN Ref/Fn::GetAtt) inside a raw expression; `attrsOnly`: get_attr only. */
-export function referencedNames(raw: unknown, out = new Set<string>(), attrsOnly = false): Set<string> {
+/** Names referenced by get_resource/get_attr (and CFN Ref/Fn::GetAtt) inside a raw expression. */
+export function referencedNames(raw: unknown, out = new Set<string>()): Set<string> {
   if (Array.isArray(raw)) {
-    for (const v of raw) referencedNames(v, out, attrsOnly);
+    for (const v of raw) referencedNames(v, out);
   } else if (isMap(raw)) {
     const keys = Object.keys(raw);
     if (keys.length === 1) {
       const k = keys[0]!;
       const v = raw[k];
-      if (!attrsOnly && (k === 'get_resource' || k === 'Ref') && typeof v === 'string') out.add(v);
+      if ((k === 'get_resource' || k === 'Ref') && typeof v === 'string') out.add(v);
       else if ((k === 'get_attr' || k === 'Fn::GetAtt') && Array.isArray(v) && typeof v[0] === 'string') out.add(v[0]);
     }
-    for (const v of Object.values(raw)) referencedNames(v, out, attrsOnly);
+    for (const v of Object.values(raw)) referencedNames(v, out);
   }
   return out;
+}
+
+/**
+ * The attribute names read through get_attr (and CFN Fn::GetAtt) inside a raw expression, by
+ * resource: `true` when some read names no literal attribute (the whole resource, or a computed
+ * name), so every attribute may be read.
+ */
+export function attributesReadIn(raw: unknown, out = new Map<string, Set<string> | true>()): Map<string, Set<string> | true> {
+  if (Array.isArray(raw)) {
+    for (const v of raw) attributesReadIn(v, out);
+  } else if (isMap(raw)) {
+    const keys = Object.keys(raw);
+    if (keys.length === 1 && (keys[0] === 'get_attr' || keys[0] === 'Fn::GetAtt')) {
+      const v = raw[keys[0]!];
+      if (Array.isArray(v) && typeof v[0] === 'string') {
+        const have = out.get(v[0]);
+        if (typeof v[1] !== 'string') out.set(v[0], true);
+        else if (have !== true) out.set(v[0], (have ?? new Set<string>()).add(v[1]));
+      }
+    }
+    for (const v of Object.values(raw)) attributesReadIn(v, out);
+  }
+  return out;
+}
+
+/**
+ * What of a resolve scope a raw expression reads: the `files` keys (get_file) and the parameter
+ * names (get_param, and CFN Ref, which may name one); null when one of them is computed (any may
+ * be read).
+ */
+export interface ScopeReads {
+  files: Set<string> | null;
+  params: Set<string> | null;
+}
+
+export function scopeReadIn(raw: unknown, out: ScopeReads = { files: new Set(), params: new Set() }): ScopeReads {
+  if (Array.isArray(raw)) {
+    for (const v of raw) scopeReadIn(v, out);
+  } else if (isMap(raw)) {
+    const keys = Object.keys(raw);
+    if (keys.length === 1) {
+      const k = keys[0]!;
+      const v = raw[k];
+      if (k === 'get_file') {
+        if (typeof v === 'string') out.files?.add(v);
+        else out.files = null;
+      } else if (k === 'get_param' || k === 'Ref') {
+        const name = Array.isArray(v) && k === 'get_param' ? v[0] : v;
+        if (typeof name === 'string') out.params?.add(name);
+        else out.params = null;
+      }
+    }
+    for (const v of Object.values(raw)) scopeReadIn(v, out);
+  }
+  return out;
+}
+
+/** A get_file whose argument is a function call or a list, in template text. */
+const COMPUTED_GET_FILE = /get_file"?\s*:\s*[{[]/;
+
+/**
+ * The part of a files map a nested template's stack can read: every file whose key is named in
+ * the template or the environment (get_file, a template type, a registry entry), and so on through
+ * the files kept (a nested template's own nested templates). A substring match over-keeps at
+ * worst; a get_file with a computed key keeps the whole map. The nested template itself is sent
+ * parsed, so its own text is dropped unless something names it.
+ */
+export function filesNeeded(template: unknown, environment: unknown, files: Record<string, string>): Record<string, string> {
+  const keys = Object.keys(files);
+  if (keys.length === 0 || scopeReadIn(template).files === null) return files;
+  const kept: Record<string, string> = {};
+  const texts = [JSON.stringify(template), JSON.stringify(environment ?? null)];
+  for (let i = 0; i < texts.length; i++) {
+    const text = texts[i]!;
+    // Named in JSON (escaped) or in a file's own text (as is).
+    const json = i < 2;
+    for (const k of keys) {
+      if (Object.hasOwn(kept, k) || !text.includes(json ? JSON.stringify(k).slice(1, -1) : k)) continue;
+      const content = files[k]!;
+      if (COMPUTED_GET_FILE.test(content)) return files;
+      kept[k] = content;
+      texts.push(content);
+    }
+  }
+  return kept;
 }
 
 /** Every intrinsic function name of any HOT version (CFN forms start with `Fn::`). */
@@ -79,6 +164,11 @@ function mayCallFunctions(raw: unknown): boolean {
     return keys.some((k) => mayCallFunctions(raw[k]));
   }
   return false;
+}
+
+/** A resource's entry of `attributesReadIn` as the plan states it (sorted names; false: none read). */
+function attributesReadOf(read: Set<string> | true | undefined): AttributesRead | false {
+  return read === undefined ? false : read === true ? true : [...read].sort();
 }
 
 function paramType(v: unknown): string {
@@ -143,16 +233,18 @@ export class HotTemplateAdapter implements TemplateAdapter {
       stackName: identity.stackName,
       ...(spec.facade ? { facade: spec.facade } : {}),
     };
-    // Resources whose attributes something reads (groups collect member data only then).
-    const attrsRead = new Set<string>();
-    for (const def of stack.resources.values()) referencedNames([def.rawProperties, def.rawMetadata], attrsRead, true);
-    for (const o of stack.outputs.values()) if (o.enabled) referencedNames(template.outputs.get(o.name)?.value, attrsRead, true);
+    // The attributes something reads, by resource: only these travel in `ready` (groups collect
+    // member data only when any is read).
+    const attrsRead = new Map<string, Set<string> | true>();
+    for (const def of stack.resources.values()) attributesReadIn([def.rawProperties, def.rawMetadata, def.rawUpdatePolicy], attrsRead);
+    for (const o of stack.outputs.values()) if (o.enabled) attributesReadIn(template.outputs.get(o.name)?.value, attrsRead);
     const resources: PlannedResource[] = [];
     const nestedEnv = { parameter_defaults: stack.environment.paramDefaults, resource_registry: stack.environment.registry.raw };
     const nested = (key: string, path: string): NestedTemplate => {
       const text = files[key];
       if (text === undefined) throw new KilnError('FILE_MISSING', `Could not fetch remote template "${key}": not in the files map`, { path });
-      return { template: parseTemplateText(text, { name: key }), files, environment: nestedEnv };
+      const parsed = parseTemplateText(text, { name: key });
+      return { template: parsed, files: filesNeeded(parsed, nestedEnv, files), environment: nestedEnv };
     };
     for (const def of stack.resources.values()) {
       const nestedTemplate = def.resolved.template !== undefined ? nested(def.resolved.template, `resources.${def.name}.type`) : undefined;
@@ -171,7 +263,7 @@ export class HotTemplateAdapter implements TemplateAdapter {
         deletionPolicy: def.deletionPolicy,
         updatePolicy: def.rawUpdatePolicy ?? null,
         metadata: def.rawMetadata ?? null,
-        attributesRead: attrsRead.has(def.name),
+        attributesRead: attributesReadOf(attrsRead.get(def.name)),
         ...(groupMember ? { groupMember } : {}),
         ...(nestedTemplate ? { nestedTemplate } : {}),
       });

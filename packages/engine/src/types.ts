@@ -92,17 +92,32 @@ export interface ResolveScope {
   readonly facade?: ResourceFacade;
 }
 
+/**
+ * The attribute names of a resource that get_attr reads somewhere (sorted); `true`: any of them
+ * (a get_attr of the whole resource, or of a computed name).
+ */
+export type AttributesRead = true | readonly string[];
+
+/**
+ * The resolve scope a desire carries: the stack's id and name are the resource's own (its actor
+ * state has them), so they do not travel (records written before have them).
+ */
+export type DesireScope = Omit<ResolveScope, 'stackId' | 'stackName'> & Partial<Pick<ResolveScope, 'stackId' | 'stackName'>>;
+
 /** A resource's definition for one generation, as sent to its actor. */
 export interface ResourceDef {
   readonly type: string;
   /** Property expressions (resource references still unresolved) or concrete values. */
   readonly properties: unknown;
-  readonly scope: ResolveScope | null;
+  readonly scope: DesireScope | null;
   readonly deletionPolicy: 'Delete' | 'Retain' | 'Snapshot';
   readonly updatePolicy: unknown;
   readonly metadata: unknown;
-  /** Whether anything reads this resource's attributes (a group then collects member data). */
-  readonly attributesRead?: boolean;
+  /**
+   * The attributes something reads (a group then collects member data); absent: none. A task
+   * resource's `ready` carries only these.
+   */
+  readonly attributesRead?: AttributesRead;
   /** ResourceGroup: the member type after the resource_registry. */
   readonly groupMember?: { readonly type: string; readonly nestedTemplate?: ResourceDef['nestedTemplate'] };
   /** Nested template content for template resources (type mapped to a file). */
