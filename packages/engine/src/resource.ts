@@ -267,6 +267,9 @@ class Step {
     // change notification, a batch's `go` over a removed member, a stray permit or timer. Only
     // `ready`/`moved` may legitimately come before the first desire (their data is kept).
     if (msg.kind !== 'desire' && msg.kind !== 'ready' && msg.kind !== 'moved' && this.holdsNothing()) {
+      // Asked whether it moved past the asker: an actor holding nothing (deleted, its `moved`
+      // lost; or not made yet) references nothing of it.
+      if (msg.kind === 'askMoved') this.sendMovedTo(msg.from, msg.gen, true);
       this.finished = true;
       return;
     }
@@ -316,6 +319,16 @@ class Step {
           d.retryAt = null;
           this.effects.push({ type: 'cancelTimer', name: 'retry' });
         }
+        return;
+      }
+      case 'askReady': {
+        // A dependant desired again still lacks this generation's `ready` (lost): sent again to it only.
+        if (d.current && d.readyGen >= msg.gen) this.sendReady(d.readyGen, false, msg.from);
+        return;
+      }
+      case 'askMoved': {
+        // Ready at >= gen: it moved past the asker's older incarnations then (its `moved` was lost).
+        if (d.readyGen >= msg.gen) this.sendMovedTo(msg.from, d.readyGen, false);
         return;
       }
       case 'moved': {
@@ -415,9 +428,34 @@ class Step {
     const r = d.reported;
     if (r && r.gen === d.gen) return this.report(r.state, r.reason, !!r.replaceable, true);
     const op = d.op;
-    if (op?.kind !== 'nested') return;
+    // An observation runs while old incarnations wait for their dependants to move.
+    if (!op || op.action === 'observe') return this.askWaitedFor();
+    if (op.kind !== 'nested') return;
     const type = this.deps.types.get(this.typeNameOf(op));
     if (type?.kind === 'nested') this.run(type, op as Op);
+  }
+
+  /**
+   * Desired again while waiting on other resources: their `ready` (dependencies) or `moved`
+   * (dependants, before an old incarnation or the resource itself is deleted) may have been
+   * lost, and they, having reached the generation, get no repeat of their own. Each one waited
+   * for is asked once per repeat; the shard's repeat cadence drives it, no timer of its own.
+   */
+  private askWaitedFor(): void {
+    const d = this.d;
+    const G = d.gen;
+    if (d.retryAt !== null || d.failedGen === G) return;
+    const ask = (kind: 'askReady' | 'askMoved', to: string) => {
+      const m: ResourceMsg = { kind, from: d.name, gen: G };
+      this.effects.push({ type: 'send', to: resourceAddress(d.stackId, to), msg: m });
+    };
+    if (d.def !== null && (d.readyGen < G || !d.current || d.current.gen < G)) {
+      for (const x of d.requires) if ((d.deps[x]?.gen ?? 0) < G) ask('askReady', x);
+      return;
+    }
+    if (d.def !== null && d.old.length === 0) return;
+    // The supervisor's `$outputs` never moves (it holds no incarnation of anything).
+    for (const x of union(d.dependants, d.formerDependants)) if (x !== OUTPUTS_DEPENDANT && (d.moved[x] ?? 0) < G) ask('askMoved', x);
   }
 
   /** Never desired and nothing received worth keeping: the state of a deleted (or never made) actor. */
@@ -1038,8 +1076,11 @@ class Step {
     this.sendMoved(G, false);
   }
 
-  /** `express`: see becomeReady; later data of the same generation (a signal, a child's new outputs) keeps its order. */
-  private sendReady(G: number, express = false): void {
+  /**
+   * `express`: see becomeReady; later data of the same generation (a signal, a child's new
+   * outputs) keeps its order. `only`: to that dependant alone (it asked again).
+   */
+  private sendReady(G: number, express = false, only?: string): void {
     const d = this.d;
     const cur = d.current;
     if (!cur) return;
@@ -1050,7 +1091,7 @@ class Step {
       attrs: attrsSent(type, cur.attrs, d.def?.attributesRead),
       type: cur.type,
     };
-    for (const x of d.dependants) {
+    for (const x of only !== undefined ? [only] : d.dependants) {
       const to = x === OUTPUTS_DEPENDANT ? `stack/${d.stackId}` : resourceAddress(d.stackId, x);
       const m: ResourceMsg = { kind: 'ready', from: d.name, data };
       this.effects.push(express ? { type: 'send', to, msg: m, express: true } : { type: 'send', to, msg: m });
@@ -1066,6 +1107,12 @@ class Step {
       this.effects.push(this.express ? { type: 'send', to, msg: m, express: true } : { type: 'send', to, msg: m });
     }
     d.notify = gone ? [] : [...d.requires];
+  }
+
+  /** A `moved` to one resource that asked for it again (see askWaitedFor). */
+  private sendMovedTo(to: string, G: number, gone: boolean): void {
+    const m: ResourceMsg = { kind: 'moved', from: this.d.name, gen: G, gone };
+    this.effects.push({ type: 'send', to: resourceAddress(this.d.stackId, to), msg: m });
   }
 
   /** `again`: send it even when it is the report sent last (the shard asked again). */

@@ -54,8 +54,21 @@ export interface ShardState {
   readonly range?: { readonly level: number; readonly lo: number; readonly hi: number } | null;
   /** A failure at this generation that is not replaceable (see MemberReport.replaceable). */
   readonly fatal?: boolean;
-  /** Rollout: the open batch's member range within this shard and the children still working on it. */
-  readonly batch?: { readonly lo: number; readonly hi: number; readonly waiting: number; readonly failed: number; readonly done: boolean } | null;
+  /**
+   * Rollout: the open batch's member range within this shard and the children still working on
+   * it; `open`: the batch's `lo` as the parent sent it (what identifies the batch to the parent),
+   * `heard`: the child slots that reported it done (a repeated `batchDone` counts once). Both
+   * absent in records written before.
+   */
+  readonly batch?: {
+    readonly lo: number;
+    readonly hi: number;
+    readonly waiting: number;
+    readonly failed: number;
+    readonly done: boolean;
+    readonly open?: number;
+    readonly heard?: readonly number[];
+  } | null;
   /** When the shard last heard from its parent's first desire or from a child (see `ShardMsg.again`). */
   readonly heardAt?: number;
 }
@@ -219,11 +232,16 @@ export function reduceShard(cfg: TreeConfig, state: ShardState, msg: ShardMsg, c
     }
     if (msg.gen !== d.gen) return;
     if (msg.kind === 'openBatch') {
-      openBatch(cfg, d, msg, effects, ctx);
+      const b = d.batch;
+      if (b && b.open === msg.lo) openedAgain(cfg, d, effects, ctx);
+      // A late copy of a batch before the open one (batches of a generation only move forward).
+      else if (b?.open !== undefined && msg.lo < b.open) return;
+      else openBatch(cfg, d, msg, effects, ctx);
     } else if (msg.kind === 'batchDone') {
       const b = d.batch;
-      if (!b || b.done) return;
-      d.batch = { ...b, waiting: b.waiting - 1, failed: b.failed + msg.failed };
+      if (!b || b.done || (msg.lo !== undefined && msg.lo !== b.lo)) return;
+      if (msg.slot !== undefined && b.heard?.includes(msg.slot)) return;
+      d.batch = { ...b, waiting: b.waiting - 1, failed: b.failed + msg.failed, ...(msg.slot !== undefined ? { heard: [...(b.heard ?? []), msg.slot] } : {}) };
       batchProgress(d, effects);
     } else {
       d.heardAt = ctx.now;
@@ -386,20 +404,50 @@ function openBatch(cfg: TreeConfig, d: Draft<ShardState>, m: OpenBatch, effects:
   const lo = Math.max(m.lo, r.lo);
   const hi = Math.min(m.hi, r.hi);
   if (d.inner) {
-    const children = treeNodes(r.lo, r.hi, r.level, cfg).filter((c) => c.lo < hi && c.hi > lo);
-    for (const c of children) {
-      const open: OpenBatch = { kind: 'openBatch', gen: d.gen, lo, hi };
-      effects.push({ type: 'send', to: groupShardAddress(ctx.self.split('/')[1]!, c.level, c.lo), msg: open });
-    }
-    d.batch = { lo, hi, waiting: children.length, failed: 0, done: false };
+    const children = batchChildren(cfg, r, lo, hi);
+    for (const c of children) sendOpenBatch(d, c, lo, hi, effects, ctx);
+    d.batch = { lo, hi, waiting: children.length, failed: 0, done: false, open: m.lo, heard: [] };
   } else {
     for (let i = lo; i < hi; i++) {
       const go: ResourceMsg = { kind: 'go', gen: d.gen };
       effects.push({ type: 'send', to: resourceAddress(ctx.self.split('/')[1]!, String(i)), msg: go });
     }
-    d.batch = { lo, hi, waiting: 0, failed: 0, done: false };
+    d.batch = { lo, hi, waiting: 0, failed: 0, done: false, open: m.lo };
   }
   batchProgress(d, effects);
+}
+
+/** An inner node's children covering the batch range [lo, hi), with their slots. */
+function batchChildren(cfg: TreeConfig, r: NonNullable<ShardState['range']>, lo: number, hi: number): Array<{ level: number; lo: number; hi: number; slot: number }> {
+  return treeNodes(r.lo, r.hi, r.level, cfg)
+    .map((c, slot) => ({ ...c, slot }))
+    .filter((c) => c.lo < hi && c.hi > lo);
+}
+
+function sendOpenBatch(d: Draft<ShardState>, c: { level: number; lo: number }, lo: number, hi: number, effects: Effect[], ctx: MessageContext): void {
+  const open: OpenBatch = { kind: 'openBatch', gen: d.gen, lo, hi };
+  effects.push({ type: 'send', to: groupShardAddress(ctx.self.split('/')[1]!, c.level, c.lo), msg: open });
+}
+
+/**
+ * The open batch opened again (the parent has not heard it done: an `openBatch` or `batchDone`
+ * may have been lost): done, it says so again; an inner node opens it again in the children
+ * that have not said done. A leaf still working does nothing (a member's lost `go` is sent again
+ * with its repeated desire, see resendDesires).
+ */
+function openedAgain(cfg: TreeConfig, d: Draft<ShardState>, effects: Effect[], ctx: MessageContext): void {
+  const b = d.batch!;
+  if (b.done) {
+    effects.push({ type: 'send', to: d.parent, msg: batchDoneOf(d, b.failed) });
+    return;
+  }
+  if (!d.inner || !d.range) return;
+  for (const c of batchChildren(cfg, d.range, b.lo, b.hi)) if (!b.heard?.includes(c.slot)) sendOpenBatch(d, c, b.lo, b.hi, effects, ctx);
+}
+
+function batchDoneOf(d: Draft<ShardState>, failed: number): BatchDone {
+  const open = d.batch?.open;
+  return { kind: 'batchDone', gen: d.gen, failed, slot: d.slot, ...(open !== undefined ? { lo: open } : {}) };
 }
 
 /** Reports the open batch done up once every member of its range is (a leaf) or every child said so (inner). */
@@ -417,8 +465,7 @@ function batchProgress(d: Draft<ShardState>, effects: Effect[]): void {
     }
   } else if (b.waiting > 0) return;
   d.batch = { ...b, failed, done: true };
-  const done: BatchDone = { kind: 'batchDone', gen: d.gen, failed };
-  effects.push({ type: 'send', to: d.parent, msg: done });
+  effects.push({ type: 'send', to: d.parent, msg: batchDoneOf(d, failed) });
 }
 
 function onMember(d: Draft<ShardState>, m: MemberReport): void {

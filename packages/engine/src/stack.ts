@@ -185,6 +185,8 @@ export interface Rollout {
   readonly hi: number;
   readonly waiting: number;
   readonly failed: number;
+  /** Slots of the top shards that reported the open batch done (absent in records written before). */
+  readonly done?: readonly number[];
 }
 
 export interface StackDeps {
@@ -307,6 +309,26 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       return out;
     };
 
+    /**
+     * Resources the outputs read whose `ready` at the current generation has not come although
+     * every shard is done (its `ready` to `$outputs` was lost): READY waits for their data.
+     */
+    const outputsLacking = (): string[] => {
+      if (removesStack(d.op) || d.pending || Object.keys(d.outputExprs).length === 0) return [];
+      const entries = Object.values(d.shards);
+      if (entries.length !== d.shardCount || !entries.every((x) => x.done)) return [];
+      const desired = new Set(d.desiredNames);
+      const out = new Set<string>();
+      for (const o of Object.values(d.outputExprs)) for (const q of o.requires) if (desired.has(q) && (d.outputData[q]?.gen ?? 0) < d.gen) out.add(q);
+      return [...out];
+    };
+    const askOutputs = (names: readonly string[]) => {
+      for (const n of names) {
+        const m: ResourceMsg = { kind: 'askReady', from: OUTPUTS_DEPENDANT, gen: d.gen };
+        effects.push({ type: 'send', to: resourceAddress(d.stackId, n), msg: m });
+      }
+    };
+
     /** Hands out repair permits from the stack's token bucket; the rest wait for a timer. */
     function grantRepairs(): void {
       const heal = deps.heal ?? DEFAULT_HEAL;
@@ -367,17 +389,22 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       const r = d.resend;
       if (!r) return;
       const slots = unreached();
-      if (slots.length === 0) {
+      const lacking = slots.length === 0 ? outputsLacking() : [];
+      if (slots.length === 0 && lacking.length === 0) {
         d.resend = null;
         return;
       }
       const gen = d.fanned ?? d.gen;
-      if (d.group) fanOutGroup(d, d.op ?? 'update', effects, tree, { slots: new Set(slots), quietMs: r.period });
+      if (lacking.length > 0) askOutputs(lacking);
+      else if (d.group) fanOutGroup(d, d.op ?? 'update', effects, tree, { slots: new Set(slots), quietMs: r.period });
       else {
         const g = r.g as PendingGeneration | undefined;
         if (g) sendNamedAgain(g, gen, slots, r.period);
         else probeNamed(gen, slots, r.period);
       }
+      // The open rollout batch, too, to the top shards that have not said it is done (its
+      // `openBatch` or their `batchDone` may have been lost: the rollout would stall).
+      if (d.group && d.rollout && d.rollout.waiting > 0) sendOpenBatch(d, effects, tree, d.rollout.done ?? []);
       const period = Math.max(r.period, Math.min(resendCfg.maxMs, r.period * 2));
       d.resend = { ...r, period };
       effects.push({ type: 'setTimer', name: 'resend', at: ctx.now + period, msg: { gen } });
@@ -473,7 +500,7 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       case 'shardReport': {
         if (msg.gen !== (d.fanned ?? d.gen)) return;
         onShardReport(d, msg);
-        if (d.resend && unreached().length === 0) {
+        if (d.resend && unreached().length === 0 && outputsLacking().length === 0) {
           d.resend = null;
           effects.push({ type: 'cancelTimer', name: 'resend' });
         }
@@ -491,12 +518,16 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         if (d.status === 'READY') {
           d.outputs = resolveOutputs(deps, d as StackState) as Draft<Record<string, unknown>>;
         }
+        // Maybe the data READY waited for (see outputsLacking).
+        if (d.status === 'CONVERGING' && !d.pending && msg.data.gen >= d.gen && Object.values(d.shards).length === d.shardCount) break;
         return;
       }
       case 'batchDone': {
         const ro = d.rollout;
-        if (msg.gen !== d.gen || !ro || ro.waiting <= 0) return;
-        d.rollout = { ...ro, waiting: ro.waiting - 1, failed: ro.failed + msg.failed };
+        if (msg.gen !== d.gen || !ro || ro.waiting <= 0 || (msg.lo !== undefined && msg.lo !== ro.frontier)) return;
+        // A repeat (the batch was opened again after a lost message) counts once.
+        if (msg.slot !== undefined && ro.done?.includes(msg.slot)) return;
+        d.rollout = { ...ro, waiting: ro.waiting - 1, failed: ro.failed + msg.failed, ...(msg.slot !== undefined ? { done: [...(ro.done ?? []), msg.slot] } : {}) };
         if (d.rollout.waiting > 0) return;
         // A member failed: stop rolling the change onto more members (the stack shows FAILED).
         if (d.rollout.failed > 0) {
@@ -548,6 +579,16 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         setStatus('DELETED', 'COMPLETE', `Stack ${d.action} completed successfully`);
         effects.push({ type: 'cancelTimer', name: 'timeout' });
         return;
+      }
+      const lacking = outputsLacking();
+      if (lacking.length > 0) {
+        // Asked once per shard report that finds them missing; the resend timer asks again.
+        if (msg.kind === 'shardReport') askOutputs(lacking);
+        return;
+      }
+      if (d.resend) {
+        d.resend = null;
+        effects.push({ type: 'cancelTimer', name: 'resend' });
       }
       d.known = [...d.desiredNames];
       if (d.group) d.highWater = shapeExtent(d.group.shape);
@@ -754,12 +795,22 @@ function openNextBatch(d: Draft<StackState>, effects: Effect[], tree: TreeConfig
     d.rollout = null;
     return;
   }
-  const nodes = treeNodes(0, d.highWater, null, tree).filter((x) => x.lo < i && x.hi > ro.frontier);
+  d.rollout = { ...ro, hi: i, waiting: 0, failed: 0, done: [] } as Draft<Rollout>;
+  d.rollout.waiting = sendOpenBatch(d, effects, tree, []);
+}
+
+/** Sends the open batch's `openBatch` to the top shards covering it, except the slots in `skip`; returns how many cover it. */
+function sendOpenBatch(d: Draft<StackState>, effects: Effect[], tree: TreeConfig, skip: readonly number[]): number {
+  const ro = d.rollout!;
+  const nodes = treeNodes(0, d.highWater, null, tree)
+    .map((x, slot) => ({ ...x, slot }))
+    .filter((x) => x.lo < ro.hi && x.hi > ro.frontier);
   for (const x of nodes) {
-    const open: OpenBatch = { kind: 'openBatch', gen: d.gen, lo: ro.frontier, hi: i };
+    if (skip.includes(x.slot)) continue;
+    const open: OpenBatch = { kind: 'openBatch', gen: d.gen, lo: ro.frontier, hi: ro.hi };
     effects.push({ type: 'send', to: groupShardAddress(d.stackId, x.level, x.lo), msg: open });
   }
-  d.rollout = { ...ro, hi: i, waiting: nodes.length, failed: 0 } as Draft<Rollout>;
+  return nodes.length;
 }
 
 function childOutputs(s: StackState): Record<string, unknown> {

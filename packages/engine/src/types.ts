@@ -179,6 +179,14 @@ export type ResourceMsg =
   | { readonly kind: 'go'; readonly gen: number }
   | { readonly kind: 'ready'; readonly from: string; readonly data: DepData }
   | { readonly kind: 'moved'; readonly from: string; readonly gen: number; readonly gone: boolean }
+  /**
+   * Lost-mail repair: a resource desired again at `gen` (or the supervisor, `from` = `$outputs`)
+   * still lacks the receiver's `ready` (the receiver is its dependency) or `moved` (its dependant)
+   * at `gen`. Answered to `from` alone once the receiver is there; ignored before (it sends them
+   * anyway when it gets there).
+   */
+  | { readonly kind: 'askReady'; readonly from: string; readonly gen: number }
+  | { readonly kind: 'askMoved'; readonly from: string; readonly gen: number }
   | { readonly kind: 'signal'; readonly data: unknown }
   /** resource.mark-unhealthy: replace the current incarnation (a repair: through a permit). */
   | { readonly kind: 'unhealthy'; readonly reason: string }
@@ -254,6 +262,13 @@ export interface BatchDone {
   readonly kind: 'batchDone';
   readonly gen: number;
   readonly failed: number;
+  /**
+   * The sender's position among its parent's children and the batch's `lo` as it was opened:
+   * a repeat (the first was lost, or the batch was opened again) counts once, and only for its
+   * batch. Absent in messages sent before they existed.
+   */
+  readonly slot?: number;
+  readonly lo?: number;
 }
 
 export type ShardMsg =

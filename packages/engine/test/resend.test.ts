@@ -227,6 +227,166 @@ test('a shard repeats desires only to children it has not heard from, once it he
   assert.equal(p.effects, []);
 });
 
+test("a lost `ready` is asked for again: the dependant desired again asks its dependency, which answers it alone and acts once", () => {
+  const { sim, sent, lost } = lossy([(to, m) => to === 'res/s/b' && m.kind === 'ready' && m.from === 'a']);
+  create(sim, 's', { template: chain });
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'READY');
+  for (const r of ['a', 'b', 'c']) assert.is(completes(sim, r), 1, r);
+  assert.is(sim.resource('s', 'a')!.nextInc, 1, 'one incarnation made');
+  assert.ok(sent.some((x) => x.to === 'res/s/a' && x.msg.kind === 'askReady' && x.msg.from === 'b' && x.msg.gen === 1));
+  // The answer went to the asker only (c had its ready from b, not from a).
+  assert.is(sent.filter((x) => x.msg.kind === 'ready' && x.msg.from === 'a').length, 2);
+  assert.ok(sent.filter((x) => x.msg.kind === 'ready' && x.msg.from === 'a').every((x) => x.to === 'res/s/b'));
+});
+
+test("a lost `ready` to the outputs: READY waits for it and the supervisor asks for it (again with the resend, if the ask is lost too)", () => {
+  const withOutput = hot(
+    { a: { type: 'OS::Heat::TestResource', properties: { value: 'v' } }, b: { type: 'OS::Heat::TestResource', properties: { value: { get_attr: ['a', 'output'] } } } },
+    { outputs: { out: { value: { get_attr: ['b', 'output'] } } } },
+  );
+  for (const loseAsk of [false, true]) {
+    const { sim, sent, lost } = lossy([(to, m) => to === 'stack/s' && m.kind === 'ready', ...(loseAsk ? [(_: string, m: Sent['msg']) => m.kind === 'askReady'] : [])]);
+    create(sim, 's', { template: withOutput });
+    sim.run(24 * 3600_000, 2_000_000, () => {
+      const st = sim.stack('s');
+      if (st.status === 'READY') assert.equal(st.outputs, { out: 'v' }, 'never READY without the data');
+    });
+    assert.is(lost.length, loseAsk ? 2 : 1);
+    assert.is(sim.stack('s').status, 'READY');
+    assert.equal(sim.stack('s').outputs, { out: 'v' });
+    assert.is(sim.events.filter((e) => !e.resource && e.status === 'COMPLETE').length, 1);
+    assert.is(sent.filter((x) => x.to === 'res/s/b' && x.msg.kind === 'askReady').length, loseAsk ? 2 : 1);
+    assert.not.ok(sim.armed('stack/s').includes('resend'));
+  }
+});
+
+const replacing = (value: string) =>
+  hot(
+    {
+      a: { type: 'OS::Heat::TestResource', properties: { value, update_replace: true } },
+      b: { type: 'OS::Heat::TestResource', properties: { value: { get_attr: ['a', 'output'] } } },
+    },
+    { outputs: { out: { value: { get_attr: ['b', 'output'] } } } },
+  );
+
+test("a lost `moved` before a replaced incarnation's delete is asked for again: the old incarnation goes, nothing acts twice", () => {
+  const { sim, sent, lost } = lossy([(to, m) => to === 'res/s/a' && m.kind === 'moved' && m.gen === 2]);
+  create(sim, 's', { template: replacing('x') });
+  sim.run();
+  sim.setDesired('s', { op: 'update', name: 's', spec: { template: replacing('y') } });
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sim.stack('s').gen, 2);
+  assert.is(sim.resource('s', 'a')!.old.length, 0, 'the replaced incarnation is deleted');
+  assert.is(sim.physicalCount('res/s/'), 2);
+  assert.ok(sent.some((x) => x.to === 'res/s/b' && x.msg.kind === 'askMoved' && x.msg.from === 'a' && x.msg.gen === 2));
+  assert.is(sim.events.filter((e) => e.resource === 'b' && e.gen === 2 && e.status === 'COMPLETE').length, 1);
+  assert.is(sim.resource('s', 'a')!.nextInc, 2, 'one replacement');
+});
+
+test("a lost `moved` of a deleted dependant: the dependency asks, the dependant's empty actor answers (it references nothing) and keeps no record", () => {
+  const { sim, sent, lost } = lossy([(to, m) => to === 'res/s/a' && m.kind === 'moved' && m.gen === 2]);
+  create(sim, 's', { template: chain });
+  sim.run();
+  sim.setDesired('s', { op: 'delete', name: 's' });
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'DELETED');
+  assert.is(sim.physicalCount('res/s/'), 0);
+  assert.ok(sent.some((x) => x.to === 'res/s/b' && x.msg.kind === 'askMoved'));
+  assert.not.ok(sim.states.has('res/s/b'), 'the answer left no record');
+});
+
+/** 8 members under two top shards of two leaves each; batches of 3 with 100 s pauses. */
+const rollingTree = { tree: { leaf: 2, fanout: 2 } };
+const rolling8 = (value: string) =>
+  hot({ g: { type: 'OS::Heat::ResourceGroup', properties: { count: 8, resource_def: { type: 'OS::Heat::TestResource', properties: { value } } }, update_policy: { rolling_update: { max_batch_size: 3, pause_time: 100 } } } });
+
+/** Runs a rolling update of rolling8 and checks it finished batch by batch, each member updated once. */
+function rollOut(lose: Array<(to: string, msg: Sent['msg']) => boolean>): { sent: Sent[]; lost: Sent[]; child: string } {
+  const { sim, sent, lost } = lossy(lose, rollingTree);
+  create(sim, 's', { template: rolling8('a') });
+  sim.run();
+  sim.setDesired('s', { op: 'update', name: 's', spec: { template: rolling8('b') } });
+  sim.run();
+  assert.is(sim.stack('s').status, 'READY');
+  const child = sim.resource('s', 'g')!.current!.child!;
+  assert.is(sim.stack(child).status, 'READY');
+  const updated = sim.events.filter((e) => e.action === 'UPDATE' && e.status === 'COMPLETE' && e.resource?.startsWith('g/'));
+  for (let i = 0; i < 8; i++) assert.is(updated.filter((e) => e.resource === `g/${i}`).length, 1, `member ${i} updated once`);
+  // Batch by batch: no member of a later batch completes before one of an earlier batch.
+  const batches = updated.map((e) => Math.floor(Number(e.resource!.slice(2)) / 3));
+  assert.equal(batches, [...batches].sort((x, y) => x - y));
+  return { sent, lost, child };
+}
+
+test('a lost `openBatch` (from the supervisor and from an inner shard) is sent again with the resend: the rollout goes on', () => {
+  const { lost, sent } = rollOut([
+    (to, m) => /^shard\/s-g-[^/]+\/g1\.4$/.test(to) && m.kind === 'openBatch',
+    (to, m) => /^shard\/s-g-[^/]+\/g0\.2$/.test(to) && m.kind === 'openBatch',
+  ]);
+  assert.is(lost.length, 2);
+  assert.ok(sent.filter((x) => /\/g1\.4$/.test(x.to) && x.msg.kind === 'openBatch').length >= 2);
+});
+
+test('a lost `batchDone` (to the supervisor and to an inner shard) is sent again by the shard the batch is opened in again; counted once', () => {
+  const { lost, sent } = rollOut([
+    (to, m) => /^stack\/s-g-/.test(to) && m.kind === 'batchDone',
+    (to, m) => /^shard\/s-g-[^/]+\/g1\.4$/.test(to) && m.kind === 'batchDone',
+  ]);
+  assert.is(lost.length, 2);
+  assert.ok(sent.filter((x) => x.to.startsWith('stack/s-g-') && x.msg.kind === 'batchDone').length >= 2);
+});
+
+test('nothing extra is sent when nothing is lost: no asks, one openBatch and one batchDone per shard and batch', () => {
+  const { sim, sent } = lossy([]);
+  create(sim, 's', { template: replacing('x') });
+  sim.run();
+  sim.setDesired('s', { op: 'update', name: 's', spec: { template: replacing('y') } });
+  sim.run();
+  sim.setDesired('s', { op: 'delete', name: 's' });
+  sim.run();
+  assert.is(sim.stack('s').status, 'DELETED');
+  assert.is(sent.filter((x) => x.msg.kind === 'askReady' || x.msg.kind === 'askMoved').length, 0);
+  // Per generation: a's ready to b, b's moved to a (create, replacement, delete), nothing more.
+  assert.is(sent.filter((x) => x.msg.kind === 'ready' && x.to === 'res/s/b').length, 2);
+  assert.is(sent.filter((x) => x.msg.kind === 'moved').length, 3);
+
+  const { sent: rolled } = rollOut([]);
+  assert.is(rolled.filter((x) => x.msg.kind === 'askReady' || x.msg.kind === 'askMoved').length, 0);
+  const once = (kind: string) => {
+    const keys = rolled.filter((x) => x.msg.kind === kind).map((x) => `${x.to} ${String(x.msg.gen)} ${String(x.msg.lo)} ${String(x.msg.slot)}`);
+    assert.is(new Set(keys).size, keys.length, `${kind}: none repeated`);
+    return keys.length;
+  };
+  // Batches [0,3) [3,6) [6,8): top shards 1 + 2 + 1, leaves 2 + 2 + 1.
+  assert.is(once('openBatch'), 9);
+  assert.is(once('batchDone'), 9);
+});
+
+test('an inner shard counts a repeated `batchDone` once and answers a repeated `openBatch` of a finished batch with its `batchDone`', () => {
+  const tree = { leaf: 2, fanout: 2 };
+  const spec = { shape: { count: 4, removed: [] }, member: { type: 'OS::Heat::None', properties: {} }, indexVar: '%index%', collect: false, mode: 'append' as const, rollout: { prev: { count: 4, removed: [] } } };
+  const desire: ShardMsg = { kind: 'shardDesire', gen: 1, parent: 'stack/x', tenant: 't', stackId: 'x', stackName: 'x', slot: 1, group: { level: 1, lo: 0, hi: 4, spec } };
+  let state = initialShardState();
+  const step = (msg: ShardMsg) => {
+    const out = reduceShard(tree, state, msg, { self: 'shard/x/g1.0', msgId: 'm', now: 0 });
+    state = out.state!;
+    return out.effects.map((e) => (e.type === 'send' ? `${e.to} ${(e.msg as { kind: string }).kind}` : e.type));
+  };
+  step(desire);
+  assert.equal(step({ kind: 'openBatch', gen: 1, lo: 0, hi: 4 }), ['shard/x/g0.0 openBatch', 'shard/x/g0.2 openBatch']);
+  assert.equal(step({ kind: 'batchDone', gen: 1, failed: 0, slot: 0, lo: 0 }), []);
+  assert.equal(step({ kind: 'batchDone', gen: 1, failed: 0, slot: 0, lo: 0 }), [], 'a repeat counts once');
+  // Opened again while a child has not said done: opened again in that child only.
+  assert.equal(step({ kind: 'openBatch', gen: 1, lo: 0, hi: 4 }), ['shard/x/g0.2 openBatch']);
+  assert.equal(step({ kind: 'batchDone', gen: 1, failed: 0, slot: 1, lo: 0 }), ['stack/x batchDone']);
+  assert.equal(step({ kind: 'openBatch', gen: 1, lo: 0, hi: 4 }), ['stack/x batchDone'], 'done: said again');
+});
+
 test('a template too large to keep: the repeat is a probe, and a lost shard report is still asked for again', () => {
   const big = 'x'.repeat(RESEND_SPEC_LIMIT + 1024);
   const { sim, lost } = lossy([(_, m) => m.kind === 'shardReport']);
