@@ -42,6 +42,8 @@ export interface RuntimeOptions {
   leaseMs?: number;
   /** Actors kept in memory (LRU). Default 10,000. */
   cacheSize?: number;
+  /** Period of the pending-task sweep (TASK_SWEEP_MS, 15 s by default). */
+  taskSweepMs?: number;
   /** Mailbox messages a node holds unacknowledged at most. Default 4096. */
   maxInFlight?: number;
   /**
@@ -67,6 +69,8 @@ export interface RuntimeMetrics {
   actorsCached: number;
   partitionsOwned: number;
   partitions: number[];
+  /** Partitions whose pending timers and tasks are still being listed after their takeover. */
+  partitionsResuming: number;
   /** Deliveries recognised as redeliveries (skipped by sequence, or a redelivered consumer message). */
   redeliveries: number;
   fencings: number;
@@ -101,6 +105,12 @@ const MAX_TIMEOUT = 2 ** 31 - 1;
  * otherwise wait for two missed idle heartbeats (30 s) and a consumer info that may back off another 30 s.
  */
 const STALL_CHECK_MS = 2000;
+/**
+ * Period of the pending-task sweep: a task recorded in the index of a partition this node works,
+ * seen in two sweeps in a row, neither running here nor answered from here, is resumed. A
+ * takeover's one listing of the index can miss entries (see resumePending); this finds them.
+ */
+const TASK_SWEEP_MS = 15_000;
 /**
  * Steps run back to back for at most this long before yielding to the event loop: deliveries
  * parsed from one socket read, and steps resumed by one another's replies, otherwise run as one
@@ -332,6 +342,12 @@ export class Runtime {
   private rateHandle: NodeJS.Timeout | undefined;
   private stallHandle: NodeJS.Timeout | undefined;
   private checkingStalls = false;
+  private sweepHandle: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  /** Index keys of pending tasks the last sweep found neither running nor answered here. */
+  private unattendedTasks = new Set<string>();
+  /** Tasks whose result this node stored (-> partition), until their actor applies it here or the partition goes (see sweepTasks). */
+  private readonly answeredTasks = new Map<string, number>();
   /** performance.now() before which evict() does not scan again (its last scan found only busy actors). */
   private evictPausedUntil = 0;
   private evictHandle: NodeJS.Timeout | undefined;
@@ -477,6 +493,8 @@ export class Runtime {
     this.rateHandle.unref();
     this.stallHandle = setInterval(() => void this.checkStalls(), STALL_CHECK_MS);
     this.stallHandle.unref();
+    this.sweepHandle = setInterval(() => void this.sweepTasks(), opts.taskSweepMs ?? TASK_SWEEP_MS);
+    this.sweepHandle.unref();
     await this.tick();
     // Several renewals per validity window: one slow round trip must not cost the lease.
     this.tickHandle = setInterval(() => void this.tick(), Math.max(50, Math.round(this.leaseMs / 8)));
@@ -551,6 +569,7 @@ export class Runtime {
       actorsCached: this.cache.size,
       partitionsOwned: partitions.length,
       partitions,
+      partitionsResuming: [...this.owned.values()].filter((o) => o.worker?.active && o.worker.listing).length,
       redeliveries: this.counters.redeliveries,
       fencings: this.counters.fencings,
       deadLetters: this.counters.deadLetters,
@@ -575,6 +594,7 @@ export class Runtime {
     this.stopping = true;
     clearInterval(this.rateHandle);
     clearInterval(this.stallHandle);
+    clearInterval(this.sweepHandle);
     clearTimeout(this.timerHandle);
     clearTimeout(this.evictHandle);
     // Ticks keep renewing the leases while the partitions drain.
@@ -896,6 +916,45 @@ export class Runtime {
    * delivered). One stream info per check when some worker is quiet, a consumer info per quiet
    * worker only while the mailbox stream holds messages.
    */
+  /**
+   * Resumes the actors of pending tasks that nothing here runs or has answered, seen so in two
+   * sweeps in a row (TASK_SWEEP_MS). Lists only task entries (`<p>.<type>.<id>.k.<idem>`) of the
+   * partitions worked here, so it costs what is pending, not the number of actors or timers.
+   */
+  private async sweepTasks(): Promise<void> {
+    if (this.sweeping || this.stopping) return;
+    this.sweeping = true;
+    try {
+      for (const [idem, p] of this.answeredTasks) if (!this.owned.get(p)?.worker?.active) this.answeredTasks.delete(idem);
+      const seen = new Set<string>();
+      const resume = new Map<number, Set<string>>();
+      for (const [p, o] of this.owned) {
+        const w = o.worker;
+        if (!w?.active || o.releasing || w.listing) continue;
+        for await (const k of await this.pendingKv.keys(`${p}.*.*.k.*`)) {
+          const [, type, id, , idem] = k.split('.');
+          if (idem === undefined || this.runningTasks.has(idem) || this.answeredTasks.has(idem)) continue;
+          seen.add(k);
+          if (!this.unattendedTasks.has(k)) continue;
+          let keys = resume.get(p);
+          if (!keys) resume.set(p, (keys = new Set()));
+          keys.add(`${type}.${id}`);
+        }
+      }
+      this.unattendedTasks = seen;
+      for (const [p, keys] of resume) {
+        const w = this.owned.get(p)?.worker;
+        if (!w?.active) continue;
+        this.log.warn({ partition: p, actors: keys.size }, 'pending tasks neither running nor answered here: resuming their actors');
+        await this.mail.sendAll([...keys].map((key) => ({ key, partition: p, env: { i: `resume:${this.nodeId}:${w.epoch}:${key}:${Date.now()}`, c: { resume: true } } })));
+      }
+    } catch (e) {
+      this.log.warn({ err: String(e) }, 'pending-task sweep failed; the next one tries again');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
   private async checkStalls(): Promise<void> {
     if (this.checkingStalls || this.stopping) return;
     this.checkingStalls = true;
@@ -1406,7 +1465,10 @@ export class Runtime {
     if (!w.active) return false;
     for (const t of out.timersToSchedule) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name: t.name });
     for (const name of out.timersDropped) this.deletePending(this.timerIndexKey(p, slot.key, name));
-    for (const idem of out.tasksDone) this.deletePending(`${p}.${slot.key}.k.${idem}`);
+    for (const idem of out.tasksDone) {
+      this.answeredTasks.delete(idem);
+      this.deletePending(`${p}.${slot.key}.k.${idem}`);
+    }
     for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
     if (slot.resume) {
       // As a resume message would (see resumePending); a task running here already is not run twice.
@@ -1733,6 +1795,7 @@ export class Runtime {
         // ended (signal aborted) the next owner reruns the task instead.
         await this.untilPublished({ actor: self, task: task.task }, 'task result publish failed: retrying', () => !signal.aborted, async () => {
           const ack = await this.jsPublish(subject, data, i);
+          this.answeredTasks.set(idem, w.partition);
           // A task result is always express.
           this.handOver([{ key: slot.key, partition: w.partition, env, express: true }], [{ seq: ack.seq, idx: undefined, duplicate: ack.duplicate === true }]);
         });

@@ -295,4 +295,30 @@ X('SIGKILL of one of two nodes while task results and express sends overtake pac
   }
 });
 
+X('a pending task the takeover listing did not see is resumed by the sweep and answered once', async (ctx) => {
+  const prefix = `x${++ctx.n}`;
+  const tasks = { echo: async (input: unknown) => input };
+  const rt = await Runtime.start({ servers: ctx.nats.url, nodeId: 'sweeper', behaviors: [counter], tasks, partitions: PARTITIONS, leaseMs: 2000, prefix, eventsSubject: `${prefix}.events`, taskSweepMs: 200 });
+  ctx.runtimes.push(rt);
+  await waitFor('every partition owned and resumed', async () => (rt.ownedPartitions().length === PARTITIONS && rt.metrics().partitionsResuming === 0) || null, 20_000, 50);
+  // Written behind the runtime's back after its listing: a record with a task pending and its
+  // index entry, as a step of the previous owner stored them (nothing runs that task now).
+  const address = 'counter/orphan';
+  const key = actorKey(address);
+  const p = partitionOf(address, PARTITIONS);
+  const idem = 'orphan-task-1';
+  const kvm = new Kvm(ctx.js);
+  const state = await kvm.open(`${prefix}_state`);
+  const pending = await kvm.open(`${prefix}_pending`);
+  await pending.put(`${p}.${key}.k.${idem}`, encode({}));
+  await state.put(key, encode({ q: 0, s: counterState(1), k: { [idem]: { n: 't', task: 'echo', in: 42 } } } satisfies ActorRecord));
+  const s = await waitFor('the orphaned task answered', async () => {
+    const st = (await rt.read(address)) as CounterState | null;
+    return st && st.results.length > 0 ? st : null;
+  }, 20_000, 50);
+  assert.equal(s.results, [42]);
+  assert.is(s.n, 2);
+  await waitFor('its index entry gone', async () => ((await pending.get(`${p}.${key}.k.${idem}`))?.operation === 'PUT' ? null : true), 10_000, 50);
+});
+
 X.run();
