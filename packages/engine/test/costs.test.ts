@@ -8,7 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode } from '@kiln/core';
-import type { ResourceType } from '../src/index.js';
+import { taskType } from './helpers.js';
 import { Sim } from './sim.js';
 
 const MEMBER = `heat_template_version: 2018-08-31
@@ -52,17 +52,6 @@ const fleet = (n: number) => ({
   },
 });
 
-const stub = (name: string): ResourceType => ({
-  kind: 'task',
-  name,
-  properties: {},
-  attributes: [],
-  anyProperties: true,
-  create: async () => ({ physicalId: null, attrs: {} }),
-  update: async () => ({ physicalId: null, attrs: {} }),
-  delete: async () => undefined,
-  classify: () => ({ code: 'INTERNAL', message: 'x', transient: false }),
-});
 const CLOUD_TYPES = ['OS::Neutron::Net', 'OS::Neutron::Subnet', 'OS::Neutron::Port', 'OS::Nova::Server', 'OS::Cinder::Volume', 'OS::Cinder::VolumeAttachment'];
 
 /** Attributes shaped like the providers' (a server's `show` is the whole cloud object again). */
@@ -87,7 +76,7 @@ interface Counts {
 function run(n: number): Counts {
   let ids = 0;
   const sim = new Sim({
-    extraTypes: CLOUD_TYPES.map(stub),
+    extraTypes: CLOUD_TYPES.map((t) => taskType(t)),
     task: (input) => {
       const i = input as { type: string; action: string };
       if (i.action === 'delete') return null;

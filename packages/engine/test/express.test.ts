@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Effect, MessageContext } from '@kiln/runtime';
-import { builtinTypes, DEFAULT_TREE, HotTemplateAdapter, reduceResource, reduceShard, TypeRegistry, type ResourceType, type ShardMsg } from '../src/index.js';
+import { builtinTypes, DEFAULT_TREE, HotTemplateAdapter, reduceResource, reduceShard, TypeRegistry, type ShardMsg } from '../src/index.js';
+import { taskType } from './helpers.js';
 import { initialShardState, type ShardState } from '../src/shard.js';
 import { initialResourceState, type ResourceState } from '../src/resource.js';
 import type { DepData, MemberReport, ResourceDef, ResourceMsg } from '../src/types.js';
@@ -13,17 +14,7 @@ import { Sim } from './sim.js';
 
 type Send = Extract<Effect, { type: 'send' }>;
 
-const server: ResourceType = {
-  kind: 'task',
-  name: 'T::Server',
-  properties: {},
-  attributes: [],
-  anyProperties: true,
-  create: async () => ({ physicalId: null, attrs: {} }),
-  update: async () => ({ physicalId: null, attrs: {} }),
-  delete: async () => undefined,
-  classify: () => ({ code: 'INTERNAL', message: 'x', transient: false }),
-};
+const server = taskType('T::Server');
 
 /** A sim recording every send of the resource actors (kind, express or not). */
 function recordingSim(): { sim: Sim; sends: Array<{ kind: string; from: string; to: string; express: boolean; state?: string }> } {

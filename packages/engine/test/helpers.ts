@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Engine, StackInfo } from '../src/index.js';
+import type { Engine, ResourceType, StackInfo } from '../src/index.js';
 import { waitFor } from '@kiln/natsd';
 
 /** Waits until the stack is at `gen` (or newer) and no longer converging. */
@@ -62,3 +62,17 @@ export const nestedAsg = {
     }),
   },
 };
+
+/** A task type that does nothing (reducer tests that only need the kind and name; `attribute` maps attributes). */
+export const taskType = (name: string, attribute?: ResourceType['attribute']): ResourceType => ({
+  kind: 'task',
+  name,
+  properties: {},
+  attributes: [],
+  anyProperties: true,
+  create: async () => ({ physicalId: null, attrs: {} }),
+  update: async () => ({ physicalId: null, attrs: {} }),
+  delete: async () => undefined,
+  classify: () => ({ code: 'INTERNAL', message: 'x', transient: false }),
+  ...(attribute ? { attribute } : {}),
+});

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Effect, MessageContext } from '@kiln/runtime';
 import { DEFAULT_TREE, HotTemplateAdapter, reduceShard, type ResourceType, type ShardMsg, type StackSpec } from '../src/index.js';
+import { taskType } from './helpers.js';
 import { initialShardState } from '../src/shard.js';
 import { attrsSent, type ResourceState } from '../src/resource.js';
 import { attributesReadIn, filesNeeded, scopeReadIn } from '../src/template-adapter.js';
@@ -120,19 +121,6 @@ test('shard: a desire scope keeps only the files and parameters its own expressi
     one: { files: { 'a.sh': 'A' }, params: {} },
     any: { files: { 'a.sh': 'A', 'b.sh': 'B' }, params: { p: 1, q: 2, constructor: 3 } },
   });
-});
-
-const taskType = (name: string, attribute?: ResourceType['attribute']): ResourceType => ({
-  kind: 'task',
-  name,
-  properties: {},
-  attributes: [],
-  anyProperties: true,
-  create: async () => ({ physicalId: null, attrs: {} }),
-  update: async () => ({ physicalId: null, attrs: {} }),
-  delete: async () => undefined,
-  classify: () => ({ code: 'INTERNAL', message: 'x', transient: false }),
-  ...(attribute ? { attribute } : {}),
 });
 
 test('attrsSent: a task type sends the attributes read; true sends all; other kinds and mapped attributes send all', () => {

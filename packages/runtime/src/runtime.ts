@@ -918,8 +918,8 @@ export class Runtime {
    */
   /**
    * Resumes the actors of pending tasks that nothing here runs or has answered, seen so in two
-   * sweeps in a row (TASK_SWEEP_MS). Lists only task entries (`<p>.<type>.<id>.k.<idem>`) of the
-   * partitions worked here, so it costs what is pending, not the number of actors or timers.
+   * sweeps in a row (TASK_SWEEP_MS). Lists only task entries (`<p>.<type>.<id>.k.<idem>`), once
+   * for all partitions, so it costs what is pending, not the number of actors or timers.
    */
   private async sweepTasks(): Promise<void> {
     if (this.sweeping || this.stopping) return;
@@ -928,12 +928,14 @@ export class Runtime {
       for (const [idem, p] of this.answeredTasks) if (!this.owned.get(p)?.worker?.active) this.answeredTasks.delete(idem);
       const seen = new Set<string>();
       const resume = new Map<number, Set<string>>();
-      for (const [p, o] of this.owned) {
-        const w = o.worker;
-        if (!w?.active || o.releasing || w.listing) continue;
-        for await (const k of await this.pendingKv.keys(`${p}.*.*.k.*`)) {
-          const [, type, id, , idem] = k.split('.');
-          if (idem === undefined || this.runningTasks.has(idem) || this.answeredTasks.has(idem)) continue;
+      const swept = new Set<number>();
+      for (const [p, o] of this.owned) if (o.worker?.active && !o.releasing && !o.worker.listing) swept.add(p);
+      // One listing of every partition's task entries (one consumer per sweep, not one per partition).
+      if (swept.size > 0) {
+        for await (const k of await this.pendingKv.keys('*.*.*.k.*')) {
+          const [ps, type, id, , idem] = k.split('.');
+          const p = Number(ps);
+          if (!swept.has(p) || idem === undefined || this.runningTasks.has(idem) || this.answeredTasks.has(idem)) continue;
           seen.add(k);
           if (!this.unattendedTasks.has(k)) continue;
           let keys = resume.get(p);
