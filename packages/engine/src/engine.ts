@@ -12,7 +12,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from '@nats-io/kv';
 import { randomUUID } from 'node:crypto';
 import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
-import { MailboxClient, Runtime, actorKey, partitionOf, type Outgoing, type TaskContext, type TaskHandler } from '@kiln/runtime';
+import { MailboxClient, Runtime, SETUP_TIMEOUT_MS, actorKey, partitionOf, whileClusterForms, type Outgoing, type TaskContext, type TaskHandler } from '@kiln/runtime';
 import { builtinTypes } from './builtins.js';
 import { AUTOSCALING_GROUP, SCALING_POLICY, asgCapacity, autoscalingTypes, scaledCapacity } from './autoscaling.js';
 import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, type ResourceType, type TaskType } from './provider.js';
@@ -262,7 +262,13 @@ export class Engine {
         reconnectTimeWait: 250,
       }));
     const e = new Engine(nc, !opts.connection, opts);
-    await e.init();
+    try {
+      await e.init();
+    } catch (err) {
+      // Nothing it opened may keep the process alive.
+      await e.stop().catch(() => undefined);
+      throw err;
+    }
     return e;
   }
 
@@ -297,10 +303,17 @@ export class Engine {
     // through another at once would not be found). As the runtime does for actor state.
     const allow_direct = replicas === 1;
     // A few revisions per key: the winner of a racing registry write stays findable (firstWriteAfter).
-    this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 5, replicas, allow_direct });
-    this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas, allow_direct });
-    // The runtime's state bucket: read-only here (actor states for getStack/listResources).
-    this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas, allow_direct });
+    // An API-only engine (no runtime that waited already) may start while its cluster forms.
+    await whileClusterForms(
+      async () => {
+        this.kv = await kvm.create(`${this.prefix}_stacks`, { history: 5, replicas, allow_direct });
+        this.specs = await kvm.create(`${this.prefix}_specs`, { history: 1, replicas, allow_direct });
+        // The runtime's state bucket: read-only here (actor states for getStack/listResources).
+        this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas, allow_direct });
+      },
+      SETUP_TIMEOUT_MS,
+      this.log,
+    );
     if (this.runtime && this.opts.registryAudit !== false) await this.startRegistryAudit({ ...DEFAULT_REGISTRY_AUDIT, ...this.opts.registryAudit });
   }
 

@@ -44,6 +44,8 @@ export interface RuntimeOptions {
   cacheSize?: number;
   /** Period of the pending-task sweep (TASK_SWEEP_MS, 15 s by default). */
   taskSweepMs?: number;
+  /** How long start waits for a forming JetStream cluster to place the buckets and streams. Default 60 s. */
+  setupTimeoutMs?: number;
   /** Mailbox messages a node holds unacknowledged at most. Default 4096. */
   maxInFlight?: number;
   /**
@@ -275,6 +277,34 @@ interface ScheduledTimer {
   name: string;
 }
 
+/**
+ * A JetStream cluster that is still forming (or electing its meta leader) refuses to place
+ * replicated streams for a while: "no suitable peers for placement" until enough peers have
+ * joined, "temporarily unavailable" without a meta leader, or no answer at all. An engine started
+ * alongside its cluster waits for it instead of failing.
+ */
+export const SETUP_TIMEOUT_MS = 60_000;
+const FORMING_CODES = new Set([10005, 10008]);
+
+function isClusterForming(e: unknown): boolean {
+  if (e instanceof JetStreamApiError) return FORMING_CODES.has(e.code);
+  const text = String((e as Error)?.message ?? e);
+  return /timeout|no responders|temporarily unavailable|no suitable peers/i.test(text);
+}
+
+export async function whileClusterForms(setup: () => Promise<void>, timeoutMs: number, log: Logger): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = RETRY_MIN_MS; ; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
+    try {
+      return await setup();
+    } catch (e) {
+      if (!isClusterForming(e) || Date.now() + wait > deadline) throw e;
+      log.warn({ err: String(e), retryInMs: wait }, 'JetStream cannot place the runtime storage yet: retrying');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 function isWrongLastSequence(e: unknown): boolean {
   return e instanceof JetStreamApiError && (e.code === 10071 || e.code === 10164);
 }
@@ -415,8 +445,23 @@ export class Runtime {
   /** Connects, creates (or opens) the buckets and streams, and starts claiming partitions. */
   static async start(opts: RuntimeOptions): Promise<Runtime> {
     const rt = new Runtime(opts);
-    await rt.init(opts);
+    try {
+      await rt.init(opts);
+    } catch (e) {
+      await rt.abandon();
+      throw e;
+    }
     return rt;
+  }
+
+  /** Undoes a failed init: its timers and connections must not keep the process alive. */
+  private async abandon(): Promise<void> {
+    this.stopping = this.stopped = true;
+    for (const h of [this.rateHandle, this.stallHandle, this.sweepHandle, this.tickHandle]) clearInterval(h);
+    this.watchStop?.();
+    this.metricsSub?.unsubscribe();
+    this.requester?.close();
+    await Promise.all([this.ownsConnection ? this.nc?.close().catch(() => undefined) : undefined, this.leaseNc?.close().catch(() => undefined)]);
   }
 
   private async init(opts: RuntimeOptions): Promise<void> {
@@ -434,7 +479,6 @@ export class Runtime {
       this.ownsConnection = true;
     }
     this.js = jetstream(this.nc, { timeout: 10_000 });
-    this.jsm = await jetstreamManager(this.nc, { timeout: 10_000 });
     this.requester = new Requester(this.nc, 10_000, opts.maxOutstandingRequests ?? DEFAULTS.maxOutstandingRequests);
     this.mail = new MailSender(this.prefix, this.partitions, (subject, data, msgId, h) => this.jsPublish(subject, data, msgId, h), this.nc.info?.max_payload);
     const replicas = opts.replicas ?? 1;
@@ -442,6 +486,35 @@ export class Runtime {
     // Direct gets may be served by a lagging replica; state must be read from the leader.
     const direct = replicas === 1;
     this.directGets = direct;
+    await whileClusterForms(
+      async () => {
+        this.jsm = await jetstreamManager(this.nc, { timeout: 10_000 });
+        await this.createStorage(kvm, replicas, direct);
+      },
+      opts.setupTimeoutMs ?? SETUP_TIMEOUT_MS,
+      this.log,
+    );
+    this.metricsSub = this.nc.subscribe(`${this.prefix}.node.${this.nodeId}.metrics`, {
+      callback: (_err, m) => {
+        m.respond(JSON.stringify(this.metrics()));
+      },
+    });
+    void this.watchStatus();
+    await this.startWatch();
+    this.rateHandle = setInterval(() => this.sampleRate(), 1000);
+    this.rateHandle.unref();
+    this.stallHandle = setInterval(() => void this.checkStalls(), STALL_CHECK_MS);
+    this.stallHandle.unref();
+    this.sweepHandle = setInterval(() => void this.sweepTasks(), opts.taskSweepMs ?? TASK_SWEEP_MS);
+    this.sweepHandle.unref();
+    await this.tick();
+    // Several renewals per validity window: one slow round trip must not cost the lease.
+    this.tickHandle = setInterval(() => void this.tick(), Math.max(50, Math.round(this.leaseMs / 8)));
+    this.log.info({ partitions: this.partitions, leaseMs: this.leaseMs, prefix: this.prefix }, 'runtime started');
+  }
+
+  /** The buckets and streams the runtime keeps its state and mail in (created when missing). */
+  private async createStorage(kvm: Kvm, replicas: number, direct: boolean): Promise<void> {
     this.stateKv = await kvm.create(`${this.prefix}_state`, { history: 1, replicas, storage: StorageType.File, allow_direct: direct });
     await new Kvm(jetstream(this.leaseNc, { timeout: 10_000 })).create(`${this.prefix}_leases`, {
       history: 1,
@@ -482,23 +555,6 @@ export class Runtime {
         duplicate_window: nanos(120_000),
       });
     }
-    this.metricsSub = this.nc.subscribe(`${this.prefix}.node.${this.nodeId}.metrics`, {
-      callback: (_err, m) => {
-        m.respond(JSON.stringify(this.metrics()));
-      },
-    });
-    void this.watchStatus();
-    await this.startWatch();
-    this.rateHandle = setInterval(() => this.sampleRate(), 1000);
-    this.rateHandle.unref();
-    this.stallHandle = setInterval(() => void this.checkStalls(), STALL_CHECK_MS);
-    this.stallHandle.unref();
-    this.sweepHandle = setInterval(() => void this.sweepTasks(), opts.taskSweepMs ?? TASK_SWEEP_MS);
-    this.sweepHandle.unref();
-    await this.tick();
-    // Several renewals per validity window: one slow round trip must not cost the lease.
-    this.tickHandle = setInterval(() => void this.tick(), Math.max(50, Math.round(this.leaseMs / 8)));
-    this.log.info({ partitions: this.partitions, leaseMs: this.leaseMs, prefix: this.prefix }, 'runtime started');
   }
 
   private async streamFor(subject: string): Promise<string | undefined> {

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsCluster, waitFor, type NatsServer } from '@kiln/natsd';
-import { MailboxClient, Runtime, partitionOf, type Outgoing } from '../src/index.js';
+import { MailboxClient, Runtime, partitionOf, type Outgoing, type RuntimeOptions } from '../src/index.js';
 import { counter, type CounterState } from './fixtures/counter.js';
 import { sendUntilStored } from './helpers.js';
 
@@ -163,6 +163,34 @@ test('a task result published while the mailbox stream has no quorum is delivere
     finish();
     await rt?.stop();
     await probeNc.close();
+    await cluster.stop();
+  }
+});
+
+test('an engine started while a peer of its R3 cluster is down waits for it to place the storage; one that gives up leaves nothing running', async () => {
+  const cluster = await NatsCluster.start(3);
+  const [n1, , n3] = cluster.nodes as [NatsServer, NatsServer, NatsServer];
+  let rt: Runtime | undefined;
+  try {
+    // Shut down cleanly, so that the meta leader knows at once that the peer is offline.
+    await n3.halt();
+    const opts: RuntimeOptions = { servers: n1.url, nodeId: 'a', behaviors: [counter], partitions: 2, replicas: 3, prefix: 'w', eventsSubject: 'w.events' };
+    // Given up after 1 s: the error is the cluster's, and its connections are closed (the suite would not exit otherwise).
+    const early = await Runtime.start({ ...opts, setupTimeoutMs: 1000 }).catch((e: Error) => e);
+    if (early instanceof Runtime) await early.stop();
+    assert.instance(early, Error, 'started without a third peer');
+    assert.match((early as Error).message, /no suitable peers|temporarily unavailable|timeout/i);
+    // Still placing when the peer is back (its restart takes far longer than a first attempt).
+    const starting = Runtime.start(opts);
+    starting.catch(() => undefined);
+    await n3.restart();
+    rt = await starting;
+    const node = rt;
+    await waitFor('all partitions owned', () => node.metrics().partitionsOwned === 2, 30_000, 100);
+    await node.send('counter/w', { op: 'inc', tag: 't', seq: 1 }, { msgId: 'w1' });
+    await waitFor('message applied', async () => ((await node.read('counter/w')) as CounterState | null)?.n === 1, 30_000, 100);
+  } finally {
+    await rt?.stop();
     await cluster.stop();
   }
 });
