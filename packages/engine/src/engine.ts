@@ -285,6 +285,7 @@ export class Engine {
         connection: this.nc,
         behaviors: [stackBehavior({ template, types: this.types, tree, heal, ...(this.opts.fanoutHold ? { fanoutHold: this.opts.fanoutHold } : {}) }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
         tasks: { provider: this.providerTask() },
+        ...(heal.observesPerSecond ? { timerRates: { observe: heal.observesPerSecond } } : {}),
         partitions: this.partitions,
         prefix: this.prefix,
         replicas: this.replicas,

@@ -22,9 +22,18 @@ export interface HealConfig {
    * without them). A change notification still wakes it at once.
    */
   readonly firstObserveFactor?: number;
+  /**
+   * Observations started by the interval timer, at most this many per second per engine node;
+   * due ones wait their turn (change notifications, `check` and `mark-unhealthy` are not held).
+   * Polling is the fallback behind change notifications: 50,000 resources at a 60 s interval
+   * would be 833 GETs/s against the cloud, and during a 10,000-server create those polls were
+   * two of its three calls per resource and half the engine's work. With more resources per
+   * node than rate × interval, each one is polled less often than its interval. Default 20 (0: no limit).
+   */
+  readonly observesPerSecond?: number;
 }
 
-export const DEFAULT_HEAL: HealConfig = { observeIntervalMs: 60_000, repairsPerSecond: 5, repairBurst: 20, firstObserveFactor: 3 };
+export const DEFAULT_HEAL: HealConfig = { observeIntervalMs: 60_000, repairsPerSecond: 5, repairBurst: 20, firstObserveFactor: 3, observesPerSecond: 20 };
 
 export function observeInterval(heal: HealConfig, type: string): number {
   return heal.observeIntervalByType?.[type] ?? heal.observeIntervalMs;

@@ -403,6 +403,10 @@ class Step {
           if (this.observable()) this.startObserve();
           return;
         }
+        if (msg.name === 'permit') {
+          if (d.repair && !d.repair.granted) this.askPermit((msg.msg as { againMs?: number } | undefined)?.againMs ?? PERMIT_ASK_MS);
+          return;
+        }
         const op = d.op;
         if (!op || m.op !== op.id) return;
         if (msg.name === 'op' && op.outcome) {
@@ -430,6 +434,9 @@ class Step {
     const op = d.op;
     // An observation runs while old incarnations wait for their dependants to move.
     if (!op || op.action === 'observe') return this.askWaitedFor();
+    // An op waiting for fresh data at this generation (a wait condition counting its handle's
+    // signals): a signal's `ready` may have been lost, and nothing else would send it again.
+    if (op.waiting === 'deps') return this.askWaitedFor(true);
     if (op.kind !== 'nested') return;
     const type = this.deps.types.get(this.typeNameOf(op));
     if (type?.kind === 'nested') this.run(type, op as Op);
@@ -440,8 +447,9 @@ class Step {
    * (dependants, before an old incarnation or the resource itself is deleted) may have been
    * lost, and they, having reached the generation, get no repeat of their own. Each one waited
    * for is asked once per repeat; the shard's repeat cadence drives it, no timer of its own.
+   * `freshData`: every dependency is asked, also those whose `ready` at this generation came.
    */
-  private askWaitedFor(): void {
+  private askWaitedFor(freshData = false): void {
     const d = this.d;
     const G = d.gen;
     if (d.retryAt !== null || d.failedGen === G) return;
@@ -450,7 +458,7 @@ class Step {
       this.effects.push({ type: 'send', to: resourceAddress(d.stackId, to), msg: m });
     };
     if (d.def !== null && (d.readyGen < G || !d.current || d.current.gen < G)) {
-      for (const x of d.requires) if ((d.deps[x]?.gen ?? 0) < G) ask('askReady', x);
+      for (const x of d.requires) if (freshData || (d.deps[x]?.gen ?? 0) < G) ask('askReady', x);
       return;
     }
     if (d.def !== null && d.old.length === 0) return;
@@ -689,8 +697,19 @@ class Step {
     d.repair = { ...r, granted: false } as Draft<Repair>;
     this.setStatus('CHECK', 'FAILED', r.reason);
     this.report('repairing');
-    const m: StackMsg = { kind: 'repairPermit', from: d.name };
-    this.effects.push({ type: 'send', to: `stack/${d.stackId}`, msg: m });
+    this.askPermit(PERMIT_ASK_MS);
+  }
+
+  /**
+   * Asks the supervisor for a repair permit, and again after `againMs` (doubling to 30 min) while
+   * none came: the request or the permit may have been lost by the mailbox stream; the supervisor
+   * queues a repeat once, or grants again when its permit went missing. Not sooner: a mass repair
+   * queued at 5/s waits long, and each ask costs the supervisor a step.
+   */
+  private askPermit(againMs: number): void {
+    const m: StackMsg = { kind: 'repairPermit', from: this.d.name };
+    this.effects.push({ type: 'send', to: `stack/${this.d.stackId}`, msg: m });
+    this.effects.push({ type: 'setTimer', name: 'permit', at: this.ctx.now + againMs, msg: { againMs: Math.min(PERMIT_ASK_MAX_MS, againMs * 2) } });
   }
 
   /** Starts a granted repair; true when the next decision should follow at once. */
@@ -698,6 +717,7 @@ class Step {
     const d = this.d;
     const r = d.repair!;
     d.repair = null;
+    this.effects.push({ type: 'cancelTimer', name: 'permit' });
     const cur = d.current;
     // Moot: a newer generation replaced the incarnation meanwhile.
     if (!cur || cur.n !== r.inc || cur.failed) return true;
@@ -1222,3 +1242,6 @@ export function nestedDigest(t: ResourceDef['nestedTemplate']): string | null {
 
 /** Base of the retry backoff (tests shorten it; reducers read it as configuration, not a clock). */
 export const RETRY_BASE_MS = { value: 1_000 };
+/** A repair without its permit asks again after this long (doubling to PERMIT_ASK_MAX_MS). */
+export const PERMIT_ASK_MS = 5 * 60_000;
+const PERMIT_ASK_MAX_MS = 30 * 60_000;

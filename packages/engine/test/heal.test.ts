@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Sim } from './sim.js';
 import { RETRY_BASE_MS, type HealConfig, type ResourceType } from '../src/index.js';
+import { PERMIT_ASK_MS } from '../src/resource.js';
 import { resourceOfKey } from '../src/changes.js';
 
 RETRY_BASE_MS.value = 100;
@@ -296,5 +297,31 @@ test('a deleted stack stops observing (no timers left behind)', () => {
   assert.is(c.calls.length, n);
   assert.is(sim.resource('s', 'a'), undefined);
 });
+
+for (const lost of ['repairPermit', 'permit'] as const) {
+  test(`a lost \`${lost}\` is asked for again after PERMIT_ASK_MS: the repair happens once, no timer is left`, () => {
+    let sim: Sim;
+    const c = cloud(() => sim);
+    let dropped = 0;
+    sim = new Sim({
+      extraTypes: [c.type('Test::Server')],
+      task: c.task,
+      heal: HEAL,
+      lose: (_to, m) => (m as { kind: string }).kind === lost && dropped++ === 0,
+    });
+    sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' } }) } });
+    sim.run(1_000);
+    c.set('s/a', 'gone');
+    sim.run(20_000);
+    assert.is(dropped, 1);
+    assert.ok(sim.resource('s', 'a')!.repair, 'waiting for its permit');
+    assert.is(sim.stack('s').status, 'CONVERGING');
+    sim.run(PERMIT_ASK_MS);
+    assert.is(sim.stack('s').status, 'READY');
+    assert.is(sim.resource('s', 'a')!.current!.physicalId, 'id-res/s/a#1', 'recreated once');
+    assert.is(c.calls.filter((x) => x.action === 'create').length, 2);
+    assert.not.ok(sim.armed('res/s/a').includes('permit'));
+  });
+}
 
 test.run();

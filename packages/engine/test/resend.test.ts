@@ -114,6 +114,26 @@ test('while a shard works, only it is desired again, at 30 s doubling to 5 min; 
   assert.is(sim.events.filter((e) => e.resource === 'w').length, 1, 'one IN_PROGRESS, no repeats');
 });
 
+test("a lost `ready` a signal sends at the same generation: the waiting condition asks its handle at the shard's next repeat and completes", () => {
+  let signalled = false;
+  const { sim, lost } = lossy([(to, m) => signalled && to === 'res/s/w' && m.kind === 'ready']);
+  create(sim, 's', {
+    template: hot({
+      h: { type: 'OS::Heat::WaitConditionHandle' },
+      w: { type: 'OS::Heat::WaitCondition', properties: { handle: { get_resource: 'h' }, timeout: 86_400 } },
+    }),
+  });
+  sim.run(1_000);
+  signalled = true;
+  sim.send('res/s/h', { kind: 'signal', data: { id: 'x', status: 'SUCCESS', data: 'go' } });
+  sim.run(5_000);
+  assert.is(lost.length, 1, 'the signalled ready was lost');
+  assert.is(sim.stack('s').status, 'CONVERGING');
+  sim.run(DEFAULT_RESEND.firstMs);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sim.events.filter((e) => e.resource === 'w' && e.status === 'COMPLETE').length, 1);
+});
+
 test('a duplicate desire: a settled resource reports again and does nothing else; an older generation is ignored', () => {
   const desires: Sent[] = [];
   const sim = new Sim({ lose: (to, m) => (to === 'res/s/b' && (m as Sent['msg']).kind === 'desire' && desires.push({ to, msg: m as Sent['msg'], at: 0 }), false) });

@@ -46,6 +46,11 @@ export interface RuntimeOptions {
   taskSweepMs?: number;
   /** How long start waits for a forming JetStream cluster to place the buckets and streams. Default 60 s. */
   setupTimeoutMs?: number;
+  /**
+   * Timers (by name) that fire at most this many times per second on this node; due ones wait
+   * their turn in memory, in due order (a budget for low-priority periodic work such as polls).
+   */
+  timerRates?: Readonly<Record<string, number>>;
   /** Mailbox messages a node holds unacknowledged at most. Default 4096. */
   maxInFlight?: number;
   /**
@@ -79,6 +84,8 @@ export interface RuntimeMetrics {
   deadLetters: number;
   tasksRunning: number;
   timersScheduled: number;
+  /** Due timers waiting for their name's rate (RuntimeOptions.timerRates). */
+  timersDeferred: number;
   inFlight: number;
   stateWrites: number;
   /** Publishes (task results, a step's sends/emits, dead letters) that failed and were tried again. */
@@ -127,6 +134,14 @@ const EVICT_PAUSE_MS = 100;
 /** Backoff of a publish tried again (task result, a step's effects, a dead letter). */
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
+
+interface RatedTimers {
+  readonly perSecond: number;
+  readonly due: Fifo<ScheduledTimer>;
+  tokens: number;
+  at: number;
+  handle: NodeJS.Timeout | undefined;
+}
 
 interface Worker {
   readonly partition: number;
@@ -368,6 +383,8 @@ export class Runtime {
   private readonly timers = new TimerHeap<ScheduledTimer>();
   private timerHandle: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
+  /** Timer names with a firing rate: their due timers and a token bucket (one burst second). */
+  private readonly rated = new Map<string, RatedTimers>();
   private tickHandle: NodeJS.Timeout | undefined;
   private rateHandle: NodeJS.Timeout | undefined;
   private stallHandle: NodeJS.Timeout | undefined;
@@ -376,8 +393,11 @@ export class Runtime {
   private sweeping = false;
   /** Index keys of pending tasks the last sweep found neither running nor answered here. */
   private unattendedTasks = new Set<string>();
-  /** Tasks whose result this node stored (-> partition), until their actor applies it here or the partition goes (see sweepTasks). */
-  private readonly answeredTasks = new Map<string, number>();
+  /**
+   * Per actor (`<p>.<actor key>`): its tasks running here or whose result this node stored, until
+   * the actor applies it here or the partition goes (see sweepTasks).
+   */
+  private readonly attended = new Map<string, Set<string>>();
   /** performance.now() before which evict() does not scan again (its last scan found only busy actors). */
   private evictPausedUntil = 0;
   private evictHandle: NodeJS.Timeout | undefined;
@@ -435,6 +455,10 @@ export class Runtime {
     if (!Number.isInteger(this.partitions) || this.partitions < 1) {
       throw new KilnError('REQUEST_INVALID', 'partitions must be a positive integer', { path: 'partitions' });
     }
+    for (const [name, perSecond] of Object.entries(opts.timerRates ?? {})) {
+      if (!(perSecond > 0)) throw new KilnError('REQUEST_INVALID', `timer rate of ${name} must be a positive number`, { path: `timerRates.${name}` });
+      this.rated.set(name, { perSecond, due: new Fifo(), tokens: Math.max(1, perSecond), at: Date.now(), handle: undefined });
+    }
     for (const b of opts.behaviors) {
       if (this.behaviors.has(b.type)) throw new KilnError('REQUEST_INVALID', `behaviour type ${b.type} registered twice`, { path: 'behaviors' });
       parseAddress(`${b.type}/x`);
@@ -458,6 +482,7 @@ export class Runtime {
   private async abandon(): Promise<void> {
     this.stopping = this.stopped = true;
     for (const h of [this.rateHandle, this.stallHandle, this.sweepHandle, this.tickHandle]) clearInterval(h);
+    for (const r of this.rated.values()) clearTimeout(r.handle);
     this.watchStop?.();
     this.metricsSub?.unsubscribe();
     this.requester?.close();
@@ -631,6 +656,7 @@ export class Runtime {
       deadLetters: this.counters.deadLetters,
       tasksRunning: this.counters.tasksRunning,
       timersScheduled: this.timers.size,
+      timersDeferred: [...this.rated.values()].reduce((n, r) => n + r.due.length, 0),
       inFlight: this.counters.inFlight,
       stateWrites: this.counters.stateWrites,
       publishRetries: this.counters.publishRetries,
@@ -652,6 +678,7 @@ export class Runtime {
     clearInterval(this.stallHandle);
     clearInterval(this.sweepHandle);
     clearTimeout(this.timerHandle);
+    for (const r of this.rated.values()) clearTimeout(r.handle);
     clearTimeout(this.evictHandle);
     // Ticks keep renewing the leases while the partitions drain.
     await Promise.all([this.leaseKv.delete(`n.${this.nodeId}`).catch(() => undefined), ...[...this.owned.keys()].map((p) => this.release(p))]);
@@ -973,30 +1000,30 @@ export class Runtime {
    * worker only while the mailbox stream holds messages.
    */
   /**
-   * Resumes the actors of pending tasks that nothing here runs or has answered, seen so in two
-   * sweeps in a row (TASK_SWEEP_MS). Lists only task entries (`<p>.<type>.<id>.k.<idem>`), once
-   * for all partitions, so it costs what is pending, not the number of actors or timers.
+   * Resumes the actors with pending tasks that nothing here runs or has answered, seen so in two
+   * sweeps in a row (TASK_SWEEP_MS). Lists the actors' task entries (`<p>.<type>.<id>.k`), once
+   * for all partitions.
    */
   private async sweepTasks(): Promise<void> {
     if (this.sweeping || this.stopping) return;
     this.sweeping = true;
     try {
-      for (const [idem, p] of this.answeredTasks) if (!this.owned.get(p)?.worker?.active) this.answeredTasks.delete(idem);
+      for (const k of this.attended.keys()) if (!this.owned.get(Number(k.slice(0, k.indexOf('.'))))?.worker?.active) this.attended.delete(k);
       const seen = new Set<string>();
       const resume = new Map<number, Set<string>>();
       const swept = new Set<number>();
       for (const [p, o] of this.owned) if (o.worker?.active && !o.releasing && !o.worker.listing) swept.add(p);
       // One listing of every partition's task entries (one consumer per sweep, not one per partition).
       if (swept.size > 0) {
-        for await (const k of await this.pendingKv.keys('*.*.*.k.*')) {
-          const [ps, type, id, , idem] = k.split('.');
-          const p = Number(ps);
-          if (!swept.has(p) || idem === undefined || this.runningTasks.has(idem) || this.answeredTasks.has(idem)) continue;
+        for await (const k of await this.pendingKv.keys('*.*.*.k')) {
+          const p = Number(k.slice(0, k.indexOf('.')));
+          const actor = k.slice(0, -2);
+          if (!swept.has(p) || this.attended.has(actor)) continue;
           seen.add(k);
           if (!this.unattendedTasks.has(k)) continue;
           let keys = resume.get(p);
           if (!keys) resume.set(p, (keys = new Set()));
-          keys.add(`${type}.${id}`);
+          keys.add(actor.slice(actor.indexOf('.') + 1));
         }
       }
       this.unattendedTasks = seen;
@@ -1004,7 +1031,7 @@ export class Runtime {
         const w = this.owned.get(p)?.worker;
         if (!w?.active) continue;
         this.log.warn({ partition: p, actors: keys.size }, 'pending tasks neither running nor answered here: resuming their actors');
-        await this.mail.sendAll([...keys].map((key) => ({ key, partition: p, env: { i: `resume:${this.nodeId}:${w.epoch}:${key}:${Date.now()}`, c: { resume: true } } })));
+        await this.mail.sendAll([...keys].map((key) => ({ key, partition: p, env: { i: `resume:${this.nodeId}:${w.epoch}:${key}:${Date.now()}`, c: { resume: true, swept: true } } })));
       }
     } catch (e) {
       this.log.warn({ err: String(e) }, 'pending-task sweep failed; the next one tries again');
@@ -1445,7 +1472,9 @@ export class Runtime {
     if (out.record) {
       const index = [
         ...out.timersArmed.map((t) => this.putPending(this.timerIndexKey(p, slot.key, t.name), encode({ at: t.at }), early)),
-        ...out.tasksRecorded.map((idem) => this.putPending(`${p}.${slot.key}.k.${idem}`, encode({}), early)),
+        // One entry per actor, not per task: a key per task left a delete marker per task ever run
+        // in the bucket (570,000 after two 10,000-server creates), and listing them pegged the server.
+        ...(out.tasksRecorded.length > 0 ? [this.putPending(this.taskIndexKey(p, slot.key), EMPTY, early)] : []),
       ];
       if (index.length > 0) await Promise.all(index);
       const owner = this.owned.get(p);
@@ -1523,10 +1552,7 @@ export class Runtime {
     if (!w.active) return false;
     for (const t of out.timersToSchedule) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name: t.name });
     for (const name of out.timersDropped) this.deletePending(this.timerIndexKey(p, slot.key, name));
-    for (const idem of out.tasksDone) {
-      this.answeredTasks.delete(idem);
-      this.deletePending(`${p}.${slot.key}.k.${idem}`);
-    }
+    for (const idem of out.tasksDone) this.unattend(p, slot.key, idem);
     for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
     if (slot.resume) {
       // As a resume message would (see resumePending); a task running here already is not run twice.
@@ -1534,7 +1560,37 @@ export class Runtime {
       for (const [name, t] of Object.entries(slot.record?.t ?? {})) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name });
       for (const [idem, task] of Object.entries(slot.record?.k ?? {})) this.runTask(w, slot, idem, task);
     }
+    // The actor's task entry goes with its last pending task (or when a sweep found it stale: left
+    // by a step whose state write was refused). Awaited, so that it cannot land after an entry
+    // written by the actor's next step here, or after a release, by the next owner.
+    if ((out.tasksDone.length > 0 || out.sweptResume) && Object.keys(slot.record?.k ?? {}).length === 0) {
+      await this.deleteTaskIndex(p, slot.key);
+    }
     return true;
+  }
+
+  private taskIndexKey(p: number, key: string): string {
+    return `${p}.${key}.k`;
+  }
+
+  private async deleteTaskIndex(p: number, key: string): Promise<void> {
+    const h = headers();
+    h.set('KV-Operation', 'DEL');
+    // Urgent: ahead of any later write of this entry waiting for a request slot. A failure leaves an orphan entry, which the sweep finds.
+    await this.requester.publish(`$KV.${this.prefix}_pending.${this.taskIndexKey(p, key)}`, EMPTY, h, undefined, true).catch(() => undefined);
+  }
+
+  private attend(p: number, key: string, idem: string): void {
+    const k = `${p}.${key}`;
+    let idems = this.attended.get(k);
+    if (!idems) this.attended.set(k, (idems = new Set()));
+    idems.add(idem);
+  }
+
+  private unattend(p: number, key: string, idem: string): void {
+    const k = `${p}.${key}`;
+    const idems = this.attended.get(k);
+    if (idems?.delete(idem) && idems.size === 0) this.attended.delete(k);
   }
 
   /**
@@ -1803,18 +1859,48 @@ export class Runtime {
 
   private fireDue(): void {
     const now = Date.now();
+    const touched = new Set<RatedTimers>();
     while ((this.timers.peek()?.at ?? Infinity) <= now) {
       const t = this.timers.pop()!;
-      const w = this.owned.get(t.partition)?.worker;
-      if (!w?.active || w.epoch !== t.epoch) continue; // the next owner re-arms it from the index
-      const i = `fire:${t.key}:${encodeToken(t.name)}:${t.at}`;
-      this.jsPublish(this.mailboxSubject(t.partition, t.key), encode({ i, c: { fire: t.name } } satisfies Envelope), i)
-        .catch((e) => {
-          this.log.warn({ actor: addressOfKey(t.key), timer: t.name, err: String(e) }, 'timer fire publish failed: retrying');
-          this.schedule({ ...t, at: Date.now() + 1000 });
-        });
+      const rated = this.rated.get(t.name);
+      if (rated) {
+        rated.due.push(t);
+        touched.add(rated);
+      } else this.fire(t);
     }
+    for (const r of touched) this.fireRated(r);
     this.armTimer();
+  }
+
+  /** Fires due timers of a rated name while its bucket has tokens; the rest wait for the next token. */
+  private fireRated(r: RatedTimers): void {
+    if (r.handle || this.stopping) return;
+    const now = Date.now();
+    // At most one second's worth saved up: a quiet spell does not release a burst.
+    r.tokens = Math.min(Math.max(1, r.perSecond), r.tokens + ((now - r.at) / 1000) * r.perSecond);
+    r.at = now;
+    while (r.tokens >= 1 && r.due.length > 0) {
+      const t = r.due.shift()!;
+      if (this.fire(t)) r.tokens--;
+    }
+    if (r.due.length === 0) return;
+    r.handle = setTimeout(() => {
+      r.handle = undefined;
+      this.fireRated(r);
+    }, Math.ceil(((1 - r.tokens) / r.perSecond) * 1000));
+    r.handle.unref();
+  }
+
+  /** Publishes a timer's fire to its actor; false when the partition is no longer worked here with that epoch. */
+  private fire(t: ScheduledTimer): boolean {
+    const w = this.owned.get(t.partition)?.worker;
+    if (!w?.active || w.epoch !== t.epoch) return false; // the next owner re-arms it from the index
+    const i = `fire:${t.key}:${encodeToken(t.name)}:${t.at}`;
+    this.jsPublish(this.mailboxSubject(t.partition, t.key), encode({ i, c: { fire: t.name } } satisfies Envelope), i).catch((e) => {
+      this.log.warn({ actor: addressOfKey(t.key), timer: t.name, err: String(e) }, 'timer fire publish failed: retrying');
+      this.schedule({ ...t, at: Date.now() + 1000 });
+    });
+    return true;
   }
 
   private runTask(w: Worker, slot: Slot, idem: string, task: PendingTask): void {
@@ -1824,6 +1910,8 @@ export class Runtime {
     // A resume after a worker restart finds the task still running here: that run answers.
     if (this.runningTasks.get(idem) === signal) return;
     this.runningTasks.set(idem, signal);
+    this.attend(w.partition, slot.key, idem);
+    let answered = false;
     const handler = this.tasks[task.task];
     const self = slot.address;
     this.counters.tasksRunning++;
@@ -1853,7 +1941,7 @@ export class Runtime {
         // ended (signal aborted) the next owner reruns the task instead.
         await this.untilPublished({ actor: self, task: task.task }, 'task result publish failed: retrying', () => !signal.aborted, async () => {
           const ack = await this.jsPublish(subject, data, i);
-          this.answeredTasks.set(idem, w.partition);
+          answered = true;
           // A task result is always express.
           this.handOver([{ key: slot.key, partition: w.partition, env, express: true }], [{ seq: ack.seq, idx: undefined, duplicate: ack.duplicate === true }]);
         });
@@ -1862,6 +1950,8 @@ export class Runtime {
       .finally(() => {
         this.counters.tasksRunning--;
         if (this.runningTasks.get(idem) === signal) this.runningTasks.delete(idem);
+        // Not answered from here (the ownership ended): the next owner's sweep may resume it.
+        if (!answered) this.unattend(w.partition, slot.key, idem);
       });
   }
 

@@ -64,7 +64,7 @@ export interface Envelope {
   /** For a task result: the idempotency key of the task it answers. */
   k?: string;
   /** Runtime control: a timer is due (`fire`), or pending timers/tasks must be re-armed after a takeover (`resume`). */
-  c?: { fire: string } | { resume: true };
+  c?: { fire: string } | { resume: true; swept?: true };
 }
 
 export interface Incoming {
@@ -106,8 +106,10 @@ export interface StepOutcome {
   readonly tasksToRun: { idem: string; task: PendingTask }[];
   /** Tasks newly recorded: their index entry must exist before the record is stored. */
   readonly tasksRecorded: string[];
-  /** Tasks answered: their index entries can go. */
+  /** Tasks answered (or found answered): no longer pending. */
   readonly tasksDone: string[];
+  /** A resume sent by the pending-task sweep was applied: it saw the actor's task index entry. */
+  readonly sweptResume: boolean;
   /** Timers to (re)schedule in memory, as stored in the record. */
   readonly timersToSchedule: { name: string; at: number }[];
 }
@@ -136,6 +138,7 @@ export function stepActor(
     tasksToRun: [],
     tasksRecorded: [],
     tasksDone: [],
+    sweptResume: false,
     timersToSchedule: [],
   };
   let rec: ActorRecord = stored ? { ...stored } : { q: 0 };
@@ -203,6 +206,7 @@ export function stepActor(
       } else {
         for (const [name, t] of Object.entries(timers ?? {})) out.timersToSchedule.push({ name, at: t.at });
         for (const [idem, task] of Object.entries(tasks ?? {})) out.tasksToRun.push({ idem, task });
+        if (env.c.swept) out.sweptResume = true;
         continue;
       }
     } else if (env.k !== undefined) {

@@ -295,7 +295,7 @@ X('SIGKILL of one of two nodes while task results and express sends overtake pac
   }
 });
 
-X('a pending task the takeover listing did not see is resumed by the sweep and answered once', async (ctx) => {
+X('a pending task the takeover listing did not see is resumed by the sweep and answered once; a stale task entry is dropped', async (ctx) => {
   const prefix = `x${++ctx.n}`;
   const tasks = { echo: async (input: unknown) => input };
   const rt = await Runtime.start({ servers: ctx.nats.url, nodeId: 'sweeper', behaviors: [counter], tasks, partitions: PARTITIONS, leaseMs: 2000, prefix, eventsSubject: `${prefix}.events`, taskSweepMs: 200 });
@@ -310,15 +310,23 @@ X('a pending task the takeover listing did not see is resumed by the sweep and a
   const kvm = new Kvm(ctx.js);
   const state = await kvm.open(`${prefix}_state`);
   const pending = await kvm.open(`${prefix}_pending`);
-  await pending.put(`${p}.${key}.k.${idem}`, encode({}));
+  await pending.put(`${p}.${key}.k`, encode({}));
   await state.put(key, encode({ q: 0, s: counterState(1), k: { [idem]: { n: 't', task: 'echo', in: 42 } } } satisfies ActorRecord));
+  // And an entry whose step's state write was refused: the record holds no task.
+  const stale = actorKey('counter/stale');
+  const ps = partitionOf('counter/stale', PARTITIONS);
+  await pending.put(`${ps}.${stale}.k`, encode({}));
+  await state.put(stale, encode({ q: 0, s: counterState(1) } satisfies ActorRecord));
   const s = await waitFor('the orphaned task answered', async () => {
     const st = (await rt.read(address)) as CounterState | null;
     return st && st.results.length > 0 ? st : null;
   }, 20_000, 50);
   assert.equal(s.results, [42]);
   assert.is(s.n, 2);
-  await waitFor('its index entry gone', async () => ((await pending.get(`${p}.${key}.k.${idem}`))?.operation === 'PUT' ? null : true), 10_000, 50);
+  const gone = async (k: string) => ((await pending.get(k))?.operation === 'PUT' ? null : true);
+  await waitFor('its index entry gone', () => gone(`${p}.${key}.k`), 10_000, 50);
+  await waitFor('the stale entry gone', () => gone(`${ps}.${stale}.k`), 10_000, 50);
+  assert.is(((await rt.read('counter/stale')) as CounterState | null)?.n, 1, 'nothing applied to it');
 });
 
 X.run();

@@ -206,6 +206,42 @@ S('timers fire, can be cancelled, and survive a handover', async (ctx) => {
   assert.equal(st?.fired, ['soon'], 'cancelled timer never fired');
 });
 
+S('timers of a rated name fire at most that many per second, in due order; other timers are not held up', async (ctx) => {
+  const rt = await start(ctx, { timerRates: { poll: 10 } });
+  const polls = Array.from({ length: 40 }, (_, i) => `counter/poll${i}`);
+  const others = Array.from({ length: 10 }, (_, i) => `counter/other${i}`);
+  const t0 = Date.now();
+  await rt.sendMany([
+    ...polls.map((to) => ({ to, msg: { op: 'timer', name: 'poll', delayMs: 100 } })),
+    ...others.map((to) => ({ to, msg: { op: 'timer', name: 'other', delayMs: 100 } })),
+  ]);
+  const firedIn = async (actors: string[], name: string) => (await Promise.all(actors.map((a) => stateOf(rt, a)))).filter((st) => st?.fired.includes(name)).length;
+  await waitFor('rated timers waiting their turn', () => rt.metrics().timersDeferred > 0, 10_000, 20);
+  await waitFor('other timers fired', async () => (await firedIn(others, 'other')) === others.length, 10_000, 50);
+  await waitFor('every rated timer fired', async () => (await firedIn(polls, 'poll')) === polls.length, 20_000, 100);
+  // 10 at once (one second's burst), then 10 per second: the last 30 need 3 s at least.
+  assert.ok(Date.now() - t0 >= 2900, `40 rated timers fired in ${Date.now() - t0} ms`);
+  // A timer scheduled twice (the takeover window re-arms what it loads) waits its turn too, and its fire is dropped as stale.
+  await waitFor('nothing left waiting', () => rt.metrics().timersDeferred === 0, 10_000, 50);
+});
+
+S('the task index keeps one entry per actor, gone once its last task is answered: the bucket does not grow with the tasks run', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const actors = ['counter/ta', 'counter/tb'];
+  for (let r = 1; r <= 25; r++) await rt.sendMany(actors.map((to) => ({ to, msg: { op: 'task', name: `x${r}`, input: r } })));
+  await waitFor('every task answered', async () => (await Promise.all(actors.map((a) => stateOf(rt, a)))).every((st) => st?.results.length === 25), 20_000, 50);
+  const jsm = await jetstreamManager(ctx.nc);
+  const kv = await new Kvm(ctx.nc).open(`${prefix}_pending`);
+  await waitFor('task entries gone', async () => {
+    for (const a of actors) if ((await kv.get(`${partitionOf(a, PARTITIONS)}.${actorKey(a)}.k`))?.operation === 'PUT') return null;
+    return true;
+  }, 10_000, 50);
+  // 50 tasks: at most one subject per actor (its delete marker), not one per task.
+  const subjects = (await jsm.streams.info(`KV_${prefix}_pending`)).state.num_subjects ?? 0;
+  assert.ok(subjects <= actors.length, `${subjects} subjects in the pending bucket`);
+});
+
 S('tasks run with deterministic idempotency keys; a task cut off by a handover is rerun once', async (ctx) => {
   const seen: string[] = [];
   const echo: TaskHandler = async (input, c) => {

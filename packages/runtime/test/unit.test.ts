@@ -117,6 +117,11 @@ test('tasks: recorded with an idempotency key, result delivered once, resumed af
   assert.equal(done.tasksDone, [idem]);
   const twice = stepActor(behavior, self, done.record, [{ seq: 4, env: { i: `${idem}/r2`, k: idem, m: result } }], 0);
   assert.is(twice.record, undefined, 'a rerun task answering again is ignored');
+  // A resume from the sweep says so (the runtime then drops the actor's task entry if no task is left).
+  const swept = stepActor(behavior, self, done.record, [{ seq: 5, env: { i: 'r2', c: { resume: true, swept: true } } }], 0);
+  assert.ok(swept.sweptResume);
+  assert.equal(swept.tasksToRun, []);
+  assert.not.ok(resumed.sweptResume);
 });
 
 test('a throwing reducer dead-letters that message only; finishing leaves a tombstone', () => {
