@@ -19,7 +19,7 @@ import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, typ
 import { resourceOfKey } from './changes.js';
 import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
 import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
-import { stackAddress, stackBehavior, type FanoutHold, type StackState } from './stack.js';
+import { DEFAULT_RESEND, stackAddress, stackBehavior, type FanoutHold, type StackState } from './stack.js';
 import { HotTemplateAdapter } from './template-adapter.js';
 import { DEFAULT_HEAL, type HealConfig } from './heal.js';
 import { deepEqual } from './provider.js';
@@ -285,7 +285,7 @@ export class Engine {
         connection: this.nc,
         behaviors: [stackBehavior({ template, types: this.types, tree, heal, ...(this.opts.fanoutHold ? { fanoutHold: this.opts.fanoutHold } : {}) }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
         tasks: { provider: this.providerTask() },
-        ...(heal.observesPerSecond ? { timerRates: { observe: heal.observesPerSecond } } : {}),
+        timerRates: { resend: DEFAULT_RESEND.perSecond, ...(heal.observesPerSecond ? { observe: heal.observesPerSecond } : {}) },
         partitions: this.partitions,
         prefix: this.prefix,
         replicas: this.replicas,
