@@ -843,27 +843,30 @@ export class Engine {
   }
 
   async listResources(ref: StackRef): Promise<ResourceInfo[]> {
+    return (await this.listResourcesPage(ref, { from: 0, limit: Infinity })).items;
+  }
+
+  /**
+   * A page of a stack's resources: from position `from` of its resource names, the first `limit`
+   * that exist and pass `filter`, reading their states a chunk at a time (a page of 100 of a
+   * 10,000-resource stack reads ~100 states, not 10,000). `next`: the position to go on from.
+   */
+  async listResourcesPage(ref: StackRef, opts: { from: number; limit: number; filter?: (r: ResourceInfo) => boolean }): Promise<{ items: ResourceInfo[]; next?: number }> {
     const id = await this.resolveAny(ref);
     const s = await this.readState<StackState>(stackAddress(id));
-    if (!s) return [];
+    if (!s) return { items: [] };
     const names: string[] = s.group ? groupMemberNames(s) : [...s.known];
-    const states = await Promise.all(names.map((n) => this.readState<ResourceState>(resourceAddress(id, n))));
-    const out: ResourceInfo[] = [];
-    names.forEach((name, i) => {
-      const r = states[i];
-      if (!r || (!r.current && r.def === null)) return;
-      out.push({
-        name,
-        type: r.current?.type ?? r.def?.type ?? '',
-        physicalId: r.current?.physicalId ?? null,
-        status: `${r.action}_${r.status}`,
-        reason: r.reason,
-        generation: r.gen,
-        attributes: r.current?.attrs ?? {},
-        ...(r.current?.child ? { nestedStackId: r.current.child } : {}),
-      });
-    });
-    return out;
+    const items: ResourceInfo[] = [];
+    let at = Math.max(0, opts.from);
+    while (at < names.length && items.length < opts.limit) {
+      const chunk = names.slice(at, at + Math.min(LIST_CHUNK, Math.max(16, opts.limit - items.length)));
+      const states = await Promise.all(chunk.map((n) => this.readState<ResourceState>(resourceAddress(id, n))));
+      for (let i = 0; i < chunk.length && items.length < opts.limit; i++, at++) {
+        const info = resourceInfo(chunk[i]!, states[i]);
+        if (info && (!opts.filter || opts.filter(info))) items.push(info);
+      }
+    }
+    return { items, ...(at < names.length ? { next: at } : {}) };
   }
 
   /** Events of a stack from a stream sequence (inclusive); `seq` of the last one lets a client resume. */
@@ -1044,6 +1047,24 @@ export class Engine {
     this.mailbox?.close();
     if (this.ownsConnection) await this.nc.drain().catch(() => undefined);
   }
+}
+
+/** States read at once by listResourcesPage. */
+const LIST_CHUNK = 512;
+
+/** What listResources shows of a resource actor's state (undefined: it does not exist). */
+function resourceInfo(name: string, r: ResourceState | null | undefined): ResourceInfo | undefined {
+  if (!r || (!r.current && r.def === null)) return undefined;
+  return {
+    name,
+    type: r.current?.type ?? r.def?.type ?? '',
+    physicalId: r.current?.physicalId ?? null,
+    status: `${r.action}_${r.status}`,
+    reason: r.reason,
+    generation: r.gen,
+    attributes: r.current?.attrs ?? {},
+    ...(r.current?.child ? { nestedStackId: r.current.child } : {}),
+  };
 }
 
 /** Group members that may exist: every index below the high-water mark. */

@@ -112,6 +112,28 @@ test('ResourceGroup scales up and down by PATCH; nested stack is listed', async 
   assert.is((await e.listResources(g.nestedStackId!)).length, 2);
 });
 
+test('listResourcesPage: pages from a name position cover every listed resource once, in order, filtered; members removed are skipped', async ({ engine }) => {
+  const e = engine!;
+  const ref = await e.createStack({ name: 'pages', template: group(40) });
+  assert.is((await settled(e, ref.id, 1)).status, 'READY');
+  await e.patchStack('pages', { parameters: { count: 30 } });
+  assert.is((await settled(e, ref.id, 2)).status, 'READY');
+  const child = (await e.listResources(ref.id))[0]!.nestedStackId!;
+  const all = (await e.listResources(child)).map((r) => r.name);
+  assert.is(all.length, 30, 'members 30..39 are gone');
+  const odd = (r: { name: string }) => Number(r.name) % 2 === 1;
+  const seen: string[] = [];
+  let from: number | undefined = 0;
+  for (let pages = 0; from !== undefined; pages++) {
+    assert.ok(pages < 10, 'ends');
+    const page: { items: Array<{ name: string }>; next?: number } = await e.listResourcesPage(child, { from, limit: 4, filter: odd });
+    assert.ok(page.items.length <= 4);
+    seen.push(...page.items.map((r) => r.name));
+    from = page.next;
+  }
+  assert.equal(seen, all.filter((n) => odd({ name: n })));
+});
+
 test('rolling_update: members are updated two at a time, in index order, with a pause (durable timers)', async ({ engine }) => {
   const e = engine!;
   const rolling = (value: string) => ({
