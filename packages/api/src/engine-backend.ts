@@ -269,18 +269,15 @@ export class EngineBackend implements StackBackend {
 
   async listResources(tenant: string, ref: string, q: ListResourcesQuery): Promise<Page<ResourceView>> {
     const id = await this.id(tenant, ref);
+    const wanted = (r: { status: string; type: string }) => (q.status === undefined || r.status === q.status) && (q.type === undefined || r.type === q.type);
+    const start = q.cursor === undefined ? 0 : Number(q.cursor) || 0;
     if (q.nestedDepth === 0) {
       // The cursor is a position in the stack's resource names: a page reads only what it shows
       // (the whole list read every state: 1 s for a page of 100 of 10,000 resources).
-      const page = await this.engine.listResourcesPage(id, {
-        from: q.cursor === undefined ? 0 : Number(q.cursor) || 0,
-        limit: q.limit,
-        filter: (r) => (q.status === undefined || r.status === q.status) && (q.type === undefined || r.type === q.type),
-      });
+      const page = await this.engine.listResourcesPage(id, { from: start, limit: q.limit, filter: wanted });
       return { items: page.items.map((r) => this.view(tenant, id, r, undefined)), nextCursor: page.next === undefined ? undefined : String(page.next) };
     }
-    const all = (await this.walk(tenant, id, q.nestedDepth)).filter((r) => (q.status === undefined || r.status === q.status) && (q.type === undefined || r.type === q.type));
-    const start = q.cursor === undefined ? 0 : Number(q.cursor) || 0;
+    const all = (await this.walk(tenant, id, q.nestedDepth)).filter(wanted);
     const items = all.slice(start, start + q.limit);
     return { items, nextCursor: start + q.limit < all.length ? String(start + q.limit) : undefined };
   }

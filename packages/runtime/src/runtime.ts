@@ -989,17 +989,6 @@ export class Runtime {
   }
 
   /**
-   * Finds partitions whose consume() stalled without a sign from nats.js: on an R3 cluster a
-   * pull request lives only on the consumer's leader, so when that server dies (or leadership
-   * moves) the pull is gone while the connection, elsewhere, stays up; acks sent to it can be
-   * lost the same way. A worker that holds nothing and has seen no delivery or ack for
-   * STALL_CHECK_MS is restarted (fresh consumer from what is unacknowledged) when its consumer
-   * shows messages it was not given: pending with no pull waiting (at once), or pending or
-   * unacknowledged on two checks in a row (a message stored just before the check is not yet
-   * delivered). One stream info per check when some worker is quiet, a consumer info per quiet
-   * worker only while the mailbox stream holds messages.
-   */
-  /**
    * Resumes the actors with pending tasks that nothing here runs or has answered, seen so in two
    * sweeps in a row (TASK_SWEEP_MS). Lists the actors' task entries (`<p>.<type>.<id>.k`), once
    * for all partitions.
@@ -1040,6 +1029,17 @@ export class Runtime {
     }
   }
 
+  /**
+   * Finds partitions whose consume() stalled without a sign from nats.js: on an R3 cluster a
+   * pull request lives only on the consumer's leader, so when that server dies (or leadership
+   * moves) the pull is gone while the connection, elsewhere, stays up; acks sent to it can be
+   * lost the same way. A worker that holds nothing and has seen no delivery or ack for
+   * STALL_CHECK_MS is restarted (fresh consumer from what is unacknowledged) when its consumer
+   * shows messages it was not given: pending with no pull waiting (at once), or pending or
+   * unacknowledged on two checks in a row (a message stored just before the check is not yet
+   * delivered). One stream info per check when some worker is quiet, a consumer info per quiet
+   * worker only while the mailbox stream holds messages.
+   */
   private async checkStalls(): Promise<void> {
     if (this.checkingStalls || this.stopping) return;
     this.checkingStalls = true;
@@ -1551,7 +1551,7 @@ export class Runtime {
     this.counters.expressApplied += out.appliedEarly;
     if (!w.active) return false;
     for (const t of out.timersToSchedule) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name: t.name });
-    for (const name of out.timersDropped) this.deletePending(this.timerIndexKey(p, slot.key, name));
+    for (const name of out.timersDropped) void this.deletePending(this.timerIndexKey(p, slot.key, name));
     for (const idem of out.tasksDone) this.unattend(p, slot.key, idem);
     for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
     if (slot.resume) {
@@ -1564,20 +1564,13 @@ export class Runtime {
     // by a step whose state write was refused). Awaited, so that it cannot land after an entry
     // written by the actor's next step here, or after a release, by the next owner.
     if ((out.tasksDone.length > 0 || out.sweptResume) && Object.keys(slot.record?.k ?? {}).length === 0) {
-      await this.deleteTaskIndex(p, slot.key);
+      await this.deletePending(this.taskIndexKey(p, slot.key), true);
     }
     return true;
   }
 
   private taskIndexKey(p: number, key: string): string {
     return `${p}.${key}.k`;
-  }
-
-  private async deleteTaskIndex(p: number, key: string): Promise<void> {
-    const h = headers();
-    h.set('KV-Operation', 'DEL');
-    // Urgent: ahead of any later write of this entry waiting for a request slot. A failure leaves an orphan entry, which the sweep finds.
-    await this.requester.publish(`$KV.${this.prefix}_pending.${this.taskIndexKey(p, key)}`, EMPTY, h, undefined, true).catch(() => undefined);
   }
 
   private attend(p: number, key: string, idem: string): void {
@@ -1661,11 +1654,15 @@ export class Runtime {
     await this.requester.publish(`$KV.${this.prefix}_pending.${key}`, data, undefined, undefined, urgent);
   }
 
-  /** Drops an index entry, fire and forget (an orphan entry is harmless): a delete marker, as the KV client writes it. */
-  private deletePending(key: string): void {
+  /**
+   * Drops an index entry (a delete marker, as the KV client writes it). A failure leaves an orphan
+   * entry: harmless for a timer, found by the sweep for a task. `urgent`: ahead of any later write
+   * of the entry waiting for a request slot.
+   */
+  private async deletePending(key: string, urgent = false): Promise<void> {
     const h = headers();
     h.set('KV-Operation', 'DEL');
-    this.requester.publish(`$KV.${this.prefix}_pending.${key}`, EMPTY, h).catch(() => undefined);
+    await this.requester.publish(`$KV.${this.prefix}_pending.${key}`, EMPTY, h, undefined, urgent).catch(() => undefined);
   }
 
   /** A JetStream publish, deduplicated by the stream when `msgId` is given. */

@@ -219,7 +219,8 @@ S('timers of a rated name fire at most that many per second, in due order; other
   await waitFor('rated timers waiting their turn', () => rt.metrics().timersDeferred > 0, 10_000, 20);
   await waitFor('other timers fired', async () => (await firedIn(others, 'other')) === others.length, 10_000, 50);
   await waitFor('every rated timer fired', async () => (await firedIn(polls, 'poll')) === polls.length, 20_000, 100);
-  // 10 at once (one second's burst), then 10 per second: the last 30 need 3 s at least.
+  // 10 at once (one second's burst), then 10 per second: the last 30 need 3 s at least. A lower
+  // bound the token bucket guarantees (a slow machine only adds to it), not a speed figure.
   assert.ok(Date.now() - t0 >= 2900, `40 rated timers fired in ${Date.now() - t0} ms`);
   // A timer scheduled twice (the takeover window re-arms what it loads) waits its turn too, and its fire is dropped as stale.
   await waitFor('nothing left waiting', () => rt.metrics().timersDeferred === 0, 10_000, 50);
