@@ -27,12 +27,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { connect } from '@nats-io/transport-node';
 import { NatsServer } from '@kiln/natsd';
 import { Engine } from '@kiln/engine';
 import { SimCloudClient } from '@kiln/sim-cloud';
 import { CompletedResources, sampleSeries, waitSettled } from './lib/converge.js';
 import { cpuSeconds, loadAverage, peakRssMiB, say, startEngine, startSim, stopRole, type RoleProcess } from './lib/procs.js';
 import { serverFleet } from './lib/server-fleet.js';
+import { opCounts, opsPer } from './lib/ops.js';
 
 const arg = (name: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const PARTITIONS = 64;
@@ -206,6 +208,8 @@ async function main(): Promise<void> {
     const cloudResources = 4 * n + 2;
     const stackResources = 5 * n + 3; // + the group and one nested stack per member
     const deadlineMs = quick ? 300_000 : 3_600_000;
+    const opsNc = await connect({ servers: nats.url });
+    const ops0 = await opCounts(opsNc);
     const t0 = performance.now();
     const t0Wall = Date.now();
     const ref = await client.createStack({ tenant: TENANT, name: 'cloud-bench', ...serverFleet('srv', n) });
@@ -232,6 +236,9 @@ async function main(): Promise<void> {
     // CPU used up to READY, per process kind: what each member costs whatever the load.
     const cpuAtReady = { engine: engineProcs.reduce((a, e) => a + cpuSeconds(e.child.pid), 0), sim: cpuSeconds(sim.child.pid), nats: cpuSeconds(nats.pid) };
     const points = await sampler.stop();
+    // Server operations up to READY (a few of the sampler's reads included), per stack resource.
+    const opsAtReady = opsPer(ops0, await opCounts(opsNc), stackResources);
+    await opsNc.close();
     if (ready.status !== 'READY') throw new Error(`stack ${ready.status}: ${ready.reason}`);
     points.push({ t: Math.round(readyS * 1000) / 1000, converged: await created.pump() });
     const engineRssMiB = Math.max(...engineProcs.map((e) => peakRssMiB(e.child.pid)));
@@ -293,6 +300,7 @@ async function main(): Promise<void> {
         load_average_1m: load,
         engines: engineCount,
         cpu_s_at_ready: cpuAtReady,
+        ops_per_stack_resource_at_ready: opsAtReady,
         cpu_ms_per_server_at_ready: Object.fromEntries(Object.entries(cpuAtReady).map(([k, v]) => [k, Math.round((v * 1000) / n)])),
         observe_interval_ms: observeIntervalMs || 'engine default',
         critical_path_config_s: configPathS,
@@ -321,7 +329,8 @@ async function main(): Promise<void> {
       `delete ${(r.delete_s as number).toFixed(1)} s, peak RSS engine ${String(r.engine_peak_rss_mib)} MiB, sim ${String(r.sim_peak_rss_mib)} MiB, ` +
       `inventory ${r.inventory_ok ? 'ok' : 'MISMATCH'} ${JSON.stringify((r.detail as { inventory: unknown }).inventory)}, left after delete ${String(r.left_after_delete)}, ` +
       `load average ${String((r.detail as { load_average_1m: number }).load_average_1m)}, ` +
-      `CPU ms per server to READY ${JSON.stringify((r.detail as { cpu_ms_per_server_at_ready: unknown }).cpu_ms_per_server_at_ready)}`,
+      `CPU ms per server to READY ${JSON.stringify((r.detail as { cpu_ms_per_server_at_ready: unknown }).cpu_ms_per_server_at_ready)}, ` +
+      `server operations per stack resource to READY ${JSON.stringify((r.detail as { ops_per_stack_resource_at_ready: unknown }).ops_per_stack_resource_at_ready)}`,
   );
   say(`BENCH_JSON ${JSON.stringify(r)}`);
   say(

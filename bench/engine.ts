@@ -19,10 +19,10 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsServer } from '@kiln/natsd';
 import { Engine } from '@kiln/engine';
 import { kvBaseline } from './lib/kv.js';
+import { opCounts, type OpCounts } from './lib/ops.js';
 import { peakRssMiB, say } from './lib/procs.js';
 
 const quick = process.argv.includes('--quick');
@@ -69,19 +69,6 @@ const shapes: Shape[] = [
     }),
   })),
 ];
-
-/** Streams whose message counts are the server operations of a run (default engine prefix `kiln`). */
-const OP_STREAMS = { mbox: 'kiln_mbox', state: 'KV_kiln_state', pending: 'KV_kiln_pending', events: 'kiln_events' } as const;
-type OpCounts = Record<keyof typeof OP_STREAMS, number>;
-
-async function opCounts(nc: NatsConnection): Promise<OpCounts> {
-  const jsm = await jetstreamManager(nc);
-  const out = {} as OpCounts;
-  for (const [k, stream] of Object.entries(OP_STREAMS) as Array<[keyof OpCounts, string]>) {
-    out[k] = await jsm.streams.info(stream).then((i) => i.state.last_seq, () => 0);
-  }
-  return out;
-}
 
 async function waitSettled(engine: Engine, id: string, gen: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

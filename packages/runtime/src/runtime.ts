@@ -1471,7 +1471,7 @@ export class Runtime {
     slot.outboxSettled = true;
     if (out.record) {
       const index = [
-        ...out.timersArmed.map((t) => this.putPending(this.timerIndexKey(p, slot.key, t.name), encode({ at: t.at }), early)),
+        ...(out.timerIndex === 'put' ? [this.putPending(this.timerIndexKey(p, slot.key), EMPTY, early)] : []),
         // One entry per actor, not per task: a key per task left a delete marker per task ever run
         // in the bucket (570,000 after two 10,000-server creates), and listing them pegged the server.
         ...(out.tasksRecorded.length > 0 ? [this.putPending(this.taskIndexKey(p, slot.key), EMPTY, early)] : []),
@@ -1551,7 +1551,6 @@ export class Runtime {
     this.counters.expressApplied += out.appliedEarly;
     if (!w.active) return false;
     for (const t of out.timersToSchedule) this.schedule({ at: t.at, partition: p, epoch: w.epoch, key: slot.key, name: t.name });
-    for (const name of out.timersDropped) void this.deletePending(this.timerIndexKey(p, slot.key, name));
     for (const idem of out.tasksDone) this.unattend(p, slot.key, idem);
     for (const t of out.tasksToRun) this.runTask(w, slot, t.idem, t.task);
     if (slot.resume) {
@@ -1566,6 +1565,8 @@ export class Runtime {
     if ((out.tasksDone.length > 0 || out.sweptResume) && Object.keys(slot.record?.k ?? {}).length === 0) {
       await this.deletePending(this.taskIndexKey(p, slot.key), true);
     }
+    // Likewise the timer entry, once no timer is left.
+    if (out.timerIndex === 'delete') await this.deletePending(this.timerIndexKey(p, slot.key), true);
     return true;
   }
 
@@ -1674,8 +1675,8 @@ export class Runtime {
     return this.requester.publish(subject, data, h);
   }
 
-  private timerIndexKey(p: number, key: string, name: string): string {
-    return `${p}.${key}.t.${encodeToken(name)}`;
+  private timerIndexKey(p: number, key: string): string {
+    return `${p}.${key}.t`;
   }
 
   /** Sends (packed per partition, deterministically: a replay yields the same stream messages) and emits. */

@@ -98,10 +98,12 @@ export interface StepOutcome {
   readonly deadLetters: DeadLetter[];
   /** Sends and emits, in order (also stored as the record's outbox). */
   readonly outbox: OutboxEntry[];
-  /** Timers (re-)armed: their index entry must exist before the record is stored. */
-  readonly timersArmed: { name: string; at: number }[];
-  /** Timers whose index entries can go (fired, cancelled, or stale). */
-  readonly timersDropped: string[];
+  /**
+   * The actor's one timer index entry: `put` when the step arms its first timer (the entry must
+   * exist before the record is stored), `delete` once no timer is left (after the record is
+   * stored). Re-arming while others stay armed (a periodic timer) costs no index write.
+   */
+  readonly timerIndex: 'put' | 'delete' | undefined;
   /** Tasks to run now (new ones, or pending ones re-armed by a resume). */
   readonly tasksToRun: { idem: string; task: PendingTask }[];
   /** Tasks newly recorded: their index entry must exist before the record is stored. */
@@ -133,8 +135,7 @@ export function stepActor(
     appliedEarly: 0,
     deadLetters: [],
     outbox: [],
-    timersArmed: [],
-    timersDropped: [],
+    timerIndex: undefined,
     tasksToRun: [],
     tasksRecorded: [],
     tasksDone: [],
@@ -145,6 +146,9 @@ export function stepActor(
   let timers = stored?.t;
   let tasks = stored?.k;
   let changed = false;
+  /** A timer was armed, or one went (fired, cancelled, or found stale). */
+  let armed = false;
+  let dropped = false;
   const ownTimers = () => (timers === stored?.t ? (timers = { ...(timers ?? {}) }) : (timers ??= {}));
   const ownTasks = () => (tasks === stored?.k ? (tasks = { ...(tasks ?? {}) }) : (tasks ??= {}));
   const answer = (idem: string) => {
@@ -191,7 +195,7 @@ export function stepActor(
       if ('fire' in env.c) {
         const t = timers?.[env.c.fire];
         if (!t) {
-          out.timersDropped.push(env.c.fire);
+          dropped = true;
           continue;
         }
         if (t.at > now) {
@@ -201,7 +205,7 @@ export function stepActor(
         }
         delete ownTimers()[env.c.fire];
         changed = true;
-        out.timersDropped.push(env.c.fire);
+        dropped = true;
         msg = { kind: '$timer', name: env.c.fire, msg: t.m } satisfies TimerFired;
       } else {
         for (const [name, t] of Object.entries(timers ?? {})) out.timersToSchedule.push({ name, at: t.at });
@@ -244,6 +248,7 @@ export function stepActor(
       const tomb: ActorRecord = rec.x === undefined ? { q: rec.q, d: true } : { q: rec.q, x: rec.x, d: true };
       if (rec.p) tomb.p = true;
       rec = tomb;
+      if (timers) dropped = true;
       timers = undefined;
       tasks = undefined;
     } else {
@@ -261,14 +266,14 @@ export function stepActor(
         case 'setTimer': {
           const t: ArmedTimer = eff.msg === undefined ? { at: eff.at } : { at: eff.at, m: eff.msg };
           ownTimers()[eff.name] = t;
-          out.timersArmed.push({ name: eff.name, at: eff.at });
+          armed = true;
           out.timersToSchedule.push({ name: eff.name, at: eff.at });
           break;
         }
         case 'cancelTimer':
           if (timers?.[eff.name]) {
             delete ownTimers()[eff.name];
-            out.timersDropped.push(eff.name);
+            dropped = true;
           }
           break;
         case 'task': {
@@ -282,7 +287,11 @@ export function stepActor(
       }
     });
   }
-  if (!changed) return out;
+  const had = Object.keys(stored?.t ?? {}).length > 0;
+  if (!changed) return had || !dropped ? out : { ...out, timerIndex: 'delete' };
+  const has = timers !== undefined && Object.keys(timers).length > 0;
+  if (armed && has && !had) out.timerIndex = 'put';
+  else if (!has && (had || dropped)) out.timerIndex = 'delete';
   if (early && early.length > 0) rec.e = early;
   else delete rec.e;
   if (timers && Object.keys(timers).length > 0) rec.t = timers;

@@ -243,6 +243,26 @@ S('the task index keeps one entry per actor, gone once its last task is answered
   assert.ok(subjects <= actors.length, `${subjects} subjects in the pending bucket`);
 });
 
+S('an actor has one timer index entry while it holds timers: timers fired and re-armed meanwhile write none', async (ctx) => {
+  const rt = await start(ctx);
+  const prefix = `t${ctx.n}`;
+  const actor = 'counter/tkeep';
+  const entry = `${partitionOf(actor, PARTITIONS)}.${actorKey(actor)}.t`;
+  const jsm = await jetstreamManager(ctx.nc);
+  const kv = await new Kvm(ctx.nc).open(`${prefix}_pending`);
+  const writes = async () => (await jsm.streams.info(`KV_${prefix}_pending`)).state.last_seq;
+  const before = await writes();
+  await rt.send(actor, { op: 'timer', name: 'keep', delayMs: 600_000 });
+  await waitFor('entry written', async () => ((await kv.get(entry))?.operation === 'PUT' ? true : null), 10_000, 20);
+  for (let i = 1; i <= 20; i++) await rt.send(actor, { op: 'timer', name: `s${i}`, delayMs: 5 });
+  await waitFor('short timers fired', async () => ((await stateOf(rt, actor))?.fired.length === 20 ? true : null), 20_000, 50);
+  // 21 timers armed and 20 fired: one index write (per timer it was 41).
+  assert.is((await writes()) - before, 1);
+  await rt.send(actor, { op: 'cancel', name: 'keep' });
+  await waitFor('entry deleted with the last timer', async () => ((await kv.get(entry))?.operation === 'DEL' ? true : null), 10_000, 20);
+  assert.is((await writes()) - before, 2);
+});
+
 S('tasks run with deterministic idempotency keys; a task cut off by a handover is rerun once', async (ctx) => {
   const seen: string[] = [];
   const echo: TaskHandler = async (input, c) => {

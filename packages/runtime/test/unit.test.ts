@@ -88,19 +88,24 @@ test('sends get deterministic ids and go to the outbox', () => {
 test('timers: armed in the record, fire once when due, stale firings dropped', () => {
   const armed = stepActor(behavior, self, undefined, [inc(1, 'a', { op: 'timer', name: 't', delayMs: 100 })], 1000);
   assert.equal(armed.record!.t, { t: { at: 1100, m: { set: 1000 } } });
-  assert.equal(armed.timersArmed, [{ name: 't', at: 1100 }]);
+  assert.is(armed.timerIndex, 'put', 'the first timer writes the index entry');
+  const second = stepActor(behavior, self, armed.record, [inc(2, 'b', { op: 'timer', name: 'u', delayMs: 200 })], 1000);
+  assert.is(second.timerIndex, undefined, 'another timer of an actor with an entry writes none');
   const early = stepActor(behavior, self, armed.record, [{ seq: 2, env: { i: 'f1', c: { fire: 't' } } }], 1050);
   assert.is(early.record, undefined, 'an early firing changes nothing');
   assert.equal(early.timersToSchedule, [{ name: 't', at: 1100 }]);
   const fired = stepActor(behavior, self, armed.record, [{ seq: 2, env: { i: 'f1', c: { fire: 't' } } }], 1100);
   assert.equal((stateOf(fired.record) as { fired: string[] }).fired, ['t']);
   assert.is(fired.record!.t, undefined);
-  assert.equal(fired.timersDropped, ['t']);
+  assert.is(fired.timerIndex, 'delete', 'the last timer gone, its entry goes');
+  const firedOne = stepActor(behavior, self, second.record, [{ seq: 3, env: { i: 'f1', c: { fire: 't' } } }], 1100);
+  assert.is(firedOne.timerIndex, undefined, 'a timer left: the entry stays');
   const again = stepActor(behavior, self, fired.record, [{ seq: 3, env: { i: 'f2', c: { fire: 't' } } }], 1200);
   assert.is(again.record, undefined, 'a second firing is stale');
+  assert.is(again.timerIndex, 'delete', 'a stale firing of an actor without timers drops an orphan entry');
   const cancelled = stepActor(behavior, self, armed.record, [inc(2, 'c', { op: 'cancel', name: 't' })], 1000);
   assert.is(cancelled.record!.t, undefined);
-  assert.equal(cancelled.timersDropped, ['t']);
+  assert.is(cancelled.timerIndex, 'delete');
 });
 
 test('tasks: recorded with an idempotency key, result delivered once, resumed after takeover', () => {
