@@ -19,7 +19,7 @@ import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, typ
 import { resourceOfKey } from './changes.js';
 import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
 import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
-import { DEFAULT_RESEND, stackAddress, stackBehavior, type FanoutHold, type StackState } from './stack.js';
+import { DEFAULT_RESEND, STACK_SPEC_TASK, stackAddress, stackBehavior, type FanoutHold, type StackState } from './stack.js';
 import { HotTemplateAdapter } from './template-adapter.js';
 import { DEFAULT_HEAL, type HealConfig } from './heal.js';
 import { deepEqual } from './provider.js';
@@ -284,7 +284,7 @@ export class Engine {
       this.runtime = await Runtime.start({
         connection: this.nc,
         behaviors: [stackBehavior({ template, types: this.types, tree, heal, ...(this.opts.fanoutHold ? { fanoutHold: this.opts.fanoutHold } : {}) }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
-        tasks: { provider: this.providerTask() },
+        tasks: { provider: this.providerTask(), [STACK_SPEC_TASK]: (input) => this.storedSpec(input) },
         timerRates: { resend: DEFAULT_RESEND.perSecond, ...(heal.observesPerSecond ? { observe: heal.observesPerSecond } : {}) },
         partitions: this.partitions,
         prefix: this.prefix,
@@ -363,6 +363,17 @@ export class Engine {
         throw Object.assign(new Error(c.message), { code: taskErrorCode(c), ...(c.retryAfterMs !== undefined ? { retryAfterMs: c.retryAfterMs } : {}) });
       }
     };
+  }
+
+  /**
+   * STACK_SPEC_TASK: a top-level stack's spec of a generation read back from the spec store, for a
+   * supervisor that could not keep it; null when that generation is no longer the stored one.
+   */
+  private async storedSpec(input: unknown): Promise<StackSpec | null> {
+    const { stackId, gen } = input as { stackId: string; gen: number };
+    const e = await this.entry(stackId);
+    if (!e || e.value.deleted || e.value.gen !== gen) return null;
+    return (await this.getSpec(stackId, e.value.spec)).spec;
   }
 
   /** Puts a message in an actor's mailbox (the runtime's mailbox stream; works without a local node). */

@@ -132,7 +132,14 @@ export interface ResourceState {
   /** Generation at which `ready` was last sent. */
   readonly readyGen: number;
   /** The last report sent (a failure with its reason, so that it can be sent again as it was). */
-  readonly reported: { readonly gen: number; readonly state: MemberReport['state']; readonly reason?: string; readonly replaceable?: boolean } | null;
+  readonly reported: {
+    readonly gen: number;
+    readonly state: MemberReport['state'];
+    readonly reason?: string;
+    readonly replaceable?: boolean;
+    /** Settled again after a repair: the next healthy observe sends it once more (see confirmRepaired). */
+    readonly confirm?: boolean;
+  } | null;
   readonly action: HeatAction;
   readonly status: HeatStatus;
   readonly reason: string;
@@ -669,7 +676,7 @@ class Step {
     const found = (msg.value ?? null) as ObservedResult | null;
     if (found === null) return this.requestRepair({ kind: 'recreate', inc: cur.n, reason: 'The physical resource is gone: recreating it' });
     const h = found.health;
-    if (!h || h.state === 'ok' || h.state === 'pending' || h.repair === 'none') return;
+    if (!h || h.state === 'ok' || h.state === 'pending' || h.repair === 'none') return this.confirmRepaired();
     const why = h.reason ?? h.state;
     if (h.repair === 'replace') {
       if (DATA_HOLDING_TYPES.has(cur.type) && !this.isGroupMember()) {
@@ -681,6 +688,16 @@ class Step {
       return this.requestRepair({ kind: 'replace', inc: cur.n, reason: `${why}: replacing it` });
     }
     this.requestRepair({ kind: 'update', inc: cur.n, reason: `Drifted${h.drifted?.length ? ` (${h.drifted.join(', ')})` : ''}: setting it back` });
+  }
+
+  /**
+   * The report that a repair after READY ended goes once more at the next healthy observe: if the
+   * mailbox stream lost it, the shard would wait for it forever, and a named shard cannot ask its
+   * members again (it keeps no names; the supervisor's repeat to it is a probe).
+   */
+  private confirmRepaired(): void {
+    const r = this.d.reported;
+    if (r?.confirm && r.gen === this.d.gen && r.state === 'settled') this.report('settled', undefined, false, true);
   }
 
   /** Group members are disposable: the group replaces whatever breaks. */
@@ -1145,7 +1162,8 @@ class Step {
     // leave the shard with a stale state. The shard drops reports of other generations whatever
     // their order.
     const express = this.express && d.reported?.gen !== d.gen;
-    d.reported = { gen: d.gen, state, ...(reason !== undefined ? { reason } : {}), ...(replaceable ? { replaceable } : {}) };
+    const confirm = state === 'settled' && d.reported?.gen === d.gen && d.reported.state === 'repairing';
+    d.reported = { gen: d.gen, state, ...(reason !== undefined ? { reason } : {}), ...(replaceable ? { replaceable } : {}), ...(confirm ? { confirm } : {}) };
     const cur = d.current;
     const type = cur ? this.deps.types.get(cur.type) : undefined;
     const m: MemberReport = {

@@ -178,14 +178,24 @@ function paramType(v: unknown): string {
   return 'json';
 }
 
+/** A raw template (HOT or CFN) without its resources section. */
+function withoutResources(raw: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...raw };
+  delete out.resources;
+  delete out.Resources;
+  return out;
+}
+
 export class HotTemplateAdapter implements TemplateAdapter {
   /**
    * What Heat's stack show tells about a spec: its description, every parameter's value (hidden
    * ones masked, pseudo parameters included) and each output's description.
    */
   describe(spec: StackSpec, identity: { stackId: string; stackName: string; tenant: string }): StackDescription {
-    const template = Template.from(templateObject(spec.template));
-    const stack = new StackDefinition(template, {
+    // Neither needs the resources: checking and defining 10,000 of them took 120-600 ms, and each
+    // generation of a stack under a stream of updates was described anew.
+    const template = Template.from(withoutResources(templateObject(spec.template)));
+    const stack = new StackDefinition(Template.from({ ...template.raw, outputs: {} }), {
       environment: new Environment(environmentInput(spec.environment)),
       params: spec.parameters ?? {},
       files: spec.files ?? {},

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Sim } from './sim.js';
 import { RETRY_BASE_MS, type HealConfig, type ResourceType } from '../src/index.js';
+import { DEFAULT_RESEND } from '../src/stack.js';
 import { PERMIT_ASK_MS } from '../src/resource.js';
 import { resourceOfKey } from '../src/changes.js';
 
@@ -106,6 +107,71 @@ test('after READY each task resource observes on a jittered interval; a healthy 
   assert.ok(new Set(gaps).size > 1, 'jittered');
   assert.equal(c.calls.filter((x) => x.action !== 'observe').map((x) => x.action), ['create', 'create']);
   assert.is(sim.stack('s').status, 'READY');
+});
+
+test('a lost shard report that a repair after READY ended: the supervisor asks its shard again and is READY again', () => {
+  let sim: Sim;
+  const c = cloud(() => sim);
+  let armed = false;
+  const lost: unknown[] = [];
+  sim = new Sim({
+    extraTypes: [c.type('Test::Server')],
+    task: c.task,
+    heal: HEAL,
+    lose: (_to, m) => {
+      const r = m as { kind: string; settled?: number; total?: number };
+      if (!armed || lost.length > 0 || r.kind !== 'shardReport' || r.settled !== r.total) return false;
+      lost.push(m);
+      return true;
+    },
+  });
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' }, b: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'READY');
+  armed = true;
+  c.set('s/a', 'error');
+  sim.run(13_000);
+  assert.is(lost.length, 1, 'the report that the repair ended was lost');
+  assert.is(sim.stack('s').status, 'CONVERGING');
+  assert.is(sim.stack('s').reason, 'Repairing drift');
+  sim.run(DEFAULT_RESEND.maxMs);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.not.ok(sim.armed('stack/s').includes('resend'), 'nothing is asked once the shard reported');
+  assert.equal(c.calls.filter((x) => x.action === 'create').length, 3, 'a replaced once, nothing acted twice');
+});
+
+test("a lost member report that its repair ended: the member's next healthy observe sends it again, and the stack is READY again", () => {
+  let sim: Sim;
+  const c = cloud(() => sim);
+  let armed = false;
+  const lost: unknown[] = [];
+  const sent: Array<{ to: string; kind: string; state?: string }> = [];
+  sim = new Sim({
+    extraTypes: [c.type('Test::Server')],
+    task: c.task,
+    heal: HEAL,
+    lose: (to, m) => {
+      const r = m as { kind: string; state?: string; name?: string };
+      if (armed) sent.push({ to, kind: r.kind, ...(r.state ? { state: r.state } : {}) });
+      if (!armed || lost.length > 0 || r.kind !== 'report' || r.state !== 'settled' || r.name !== 'a') return false;
+      lost.push(m);
+      return true;
+    },
+  });
+  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' }, b: { type: 'Test::Server' } }) } });
+  sim.run(1_000);
+  assert.is(sim.stack('s').status, 'READY');
+  armed = true;
+  c.set('s/a', 'error');
+  sim.run(13_000);
+  assert.is(lost.length, 1, "the member's report that the repair ended was lost");
+  assert.is(sim.stack('s').status, 'CONVERGING');
+  sim.run(20_000);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sent.filter((x) => x.kind === 'report' && x.state === 'settled').length, 2, 'sent once more, then no more');
+  sim.run(60_000);
+  assert.is(sent.filter((x) => x.kind === 'report' && x.state === 'settled').length, 2, 'later healthy observes send nothing');
+  assert.equal(c.calls.filter((x) => x.action === 'create').length, 3, 'a replaced once, nothing acted twice');
 });
 
 test('gone -> recreated (new incarnation), error -> replaced, drifted -> updated back; the stack converges again', () => {

@@ -409,12 +409,39 @@ test('an inner shard counts a repeated `batchDone` once and answers a repeated `
 
 test('a template too large to keep: the repeat is a probe, and a lost shard report is still asked for again', () => {
   const big = 'x'.repeat(RESEND_SPEC_LIMIT + 1024);
-  const { sim, lost } = lossy([(_, m) => m.kind === 'shardReport']);
+  // A nested stack's spec, or one the store no longer holds at this generation: nothing comes back.
+  const { sim, lost } = lossy([(_, m) => m.kind === 'shardReport'], { task: () => null });
   create(sim, 's', { template: hot({ a: { type: 'OS::Heat::TestResource', properties: { value: big } } }) });
   sim.run();
   assert.is(lost.length, 1);
   assert.is(sim.stack('s').status, 'READY');
   assert.is(completes(sim, 'a'), 1);
+});
+
+test("a template too large to keep: a top-level stack's lost desire is sent again from the spec read back (a task), which is not kept", () => {
+  const big = 'x'.repeat(RESEND_SPEC_LIMIT + 1024);
+  const spec: StackSpec = { template: hot({ a: { type: 'OS::Heat::TestResource', properties: { value: big } }, b: { type: 'OS::Heat::TestResource', properties: { value: 'b' } } }) };
+  const asked: unknown[] = [];
+  const { sim, sent, lost } = lossy([(to, m) => to === 'res/s/b' && m.kind === 'desire'], {
+    // The engine's spec store, as the task reads it: the stored generation's spec.
+    task: (input) => {
+      asked.push(input);
+      return (input as { gen: number }).gen === 1 ? spec : null;
+    },
+  });
+  create(sim, 's', spec);
+  sim.run(DEFAULT_RESEND.firstMs - 1_000);
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'CONVERGING');
+  assert.ok(sim.stack('s').resend?.unkept, 'the generation is kept without its spec');
+  assert.is(sim.stack('s').resend?.g, undefined);
+  assert.is(JSON.stringify(sim.stack('s')).includes(big), false, 'the spec is not in the record');
+  sim.run();
+  assert.equal(asked, [{ stackId: 's', gen: 1 }]);
+  assert.is(sim.stack('s').status, 'READY');
+  assert.is(sent.filter((x) => x.to === 'res/s/b' && x.msg.kind === 'desire').length, 2);
+  for (const r of ['a', 'b']) assert.is(completes(sim, r), 1, r);
+  assert.is(sim.stack('s').resend, null);
 });
 
 test.run();
