@@ -31,6 +31,7 @@ export interface EngineBackendOptions {
 }
 
 const BY_STATUS_EXACT_MAX = 1000;
+const UUID_LIKE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Stack descriptions kept per API process (one per stack generation shown). */
 const DESCRIPTION_CACHE = 1000;
 
@@ -71,7 +72,8 @@ export class EngineBackend implements StackBackend {
 
   /** The engine's view of `ref` (the tenant's name, or an id of the tenant's); undefined when absent. */
   private async info(tenant: string, ref: string): Promise<StackInfo | undefined> {
-    for (const candidate of [{ tenant, name: ref }, ref]) {
+    // As Heat's identify_stack: a UUID-like reference is an id first (one lookup less), else a name.
+    for (const candidate of UUID_LIKE.test(ref) ? [ref, { tenant, name: ref }] : [{ tenant, name: ref }, ref]) {
       try {
         const s = await this.engine.getStack(candidate);
         if (s.tenant === tenant) return s;
