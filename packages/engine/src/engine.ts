@@ -787,6 +787,8 @@ export class Engine {
       counts.failed += sh.failed;
       counts.deleted += sh.gone;
     }
+    // Shards report their totals as they go: until all did, the generation's size says it.
+    if (s) counts.total = Math.max(counts.total, s.group ? s.group.shape.count : s.desiredNames.length);
     const action = behind ? (reg?.value.deleted ? 'DELETE' : gen === 1 ? 'CREATE' : 'UPDATE') : s.action;
     const heat = behind ? 'IN_PROGRESS' : s.heatStatus;
     return {
