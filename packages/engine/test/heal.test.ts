@@ -109,18 +109,27 @@ test('after READY each task resource observes on a jittered interval; a healthy 
   assert.is(sim.stack('s').status, 'READY');
 });
 
-test('a lost shard report that a repair after READY ended: the supervisor asks its shard again and is READY again', () => {
+type Mail = { to: string; kind: string; state?: string; name?: string; settled?: number; total?: number };
+
+/**
+ * Two servers READY, then `a` goes to ERROR: the first message after READY that `loses` picks is
+ * lost; every message after READY is in `sent`.
+ */
+function repairAfterReady(loses: (m: Mail) => boolean) {
   let sim: Sim;
   const c = cloud(() => sim);
-  let armed = false;
-  const lost: unknown[] = [];
+  let ready = false;
+  const lost: Mail[] = [];
+  const sent: Mail[] = [];
   sim = new Sim({
     extraTypes: [c.type('Test::Server')],
     task: c.task,
     heal: HEAL,
-    lose: (_to, m) => {
-      const r = m as { kind: string; settled?: number; total?: number };
-      if (!armed || lost.length > 0 || r.kind !== 'shardReport' || r.settled !== r.total) return false;
+    lose: (to, msg) => {
+      if (!ready) return false;
+      const m = { to, ...(msg as Omit<Mail, 'to'>) };
+      sent.push(m);
+      if (lost.length > 0 || !loses(m)) return false;
       lost.push(m);
       return true;
     },
@@ -128,12 +137,17 @@ test('a lost shard report that a repair after READY ended: the supervisor asks i
   sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' }, b: { type: 'Test::Server' } }) } });
   sim.run(1_000);
   assert.is(sim.stack('s').status, 'READY');
-  armed = true;
+  ready = true;
   c.set('s/a', 'error');
   sim.run(13_000);
   assert.is(lost.length, 1, 'the report that the repair ended was lost');
   assert.is(sim.stack('s').status, 'CONVERGING');
   assert.is(sim.stack('s').reason, 'Repairing drift');
+  return { sim, c, sent };
+}
+
+test('a lost shard report that a repair after READY ended: the supervisor asks its shard again and is READY again', () => {
+  const { sim, c } = repairAfterReady((m) => m.kind === 'shardReport' && m.settled === m.total);
   sim.run(DEFAULT_RESEND.maxMs);
   assert.is(sim.stack('s').status, 'READY');
   assert.not.ok(sim.armed('stack/s').includes('resend'), 'nothing is asked once the shard reported');
@@ -141,36 +155,13 @@ test('a lost shard report that a repair after READY ended: the supervisor asks i
 });
 
 test("a lost member report that its repair ended: the member's next healthy observe sends it again, and the stack is READY again", () => {
-  let sim: Sim;
-  const c = cloud(() => sim);
-  let armed = false;
-  const lost: unknown[] = [];
-  const sent: Array<{ to: string; kind: string; state?: string }> = [];
-  sim = new Sim({
-    extraTypes: [c.type('Test::Server')],
-    task: c.task,
-    heal: HEAL,
-    lose: (to, m) => {
-      const r = m as { kind: string; state?: string; name?: string };
-      if (armed) sent.push({ to, kind: r.kind, ...(r.state ? { state: r.state } : {}) });
-      if (!armed || lost.length > 0 || r.kind !== 'report' || r.state !== 'settled' || r.name !== 'a') return false;
-      lost.push(m);
-      return true;
-    },
-  });
-  sim.setDesired('s', { op: 'create', name: 's', spec: { template: hot({ a: { type: 'Test::Server' }, b: { type: 'Test::Server' } }) } });
-  sim.run(1_000);
-  assert.is(sim.stack('s').status, 'READY');
-  armed = true;
-  c.set('s/a', 'error');
-  sim.run(13_000);
-  assert.is(lost.length, 1, "the member's report that the repair ended was lost");
-  assert.is(sim.stack('s').status, 'CONVERGING');
+  const { sim, c, sent } = repairAfterReady((m) => m.kind === 'report' && m.state === 'settled' && m.name === 'a');
+  const settledReports = () => sent.filter((x) => x.kind === 'report' && x.state === 'settled').length;
   sim.run(20_000);
   assert.is(sim.stack('s').status, 'READY');
-  assert.is(sent.filter((x) => x.kind === 'report' && x.state === 'settled').length, 2, 'sent once more, then no more');
+  assert.is(settledReports(), 2, 'sent once more');
   sim.run(60_000);
-  assert.is(sent.filter((x) => x.kind === 'report' && x.state === 'settled').length, 2, 'later healthy observes send nothing');
+  assert.is(settledReports(), 2, 'later healthy observes send nothing');
   assert.equal(c.calls.filter((x) => x.action === 'create').length, 3, 'a replaced once, nothing acted twice');
 });
 
