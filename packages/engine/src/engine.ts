@@ -19,7 +19,7 @@ import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, typ
 import { resourceOfKey } from './changes.js';
 import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
 import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
-import { DEFAULT_RESEND, STACK_SPEC_TASK, stackAddress, stackBehavior, type FanoutHold, type StackState } from './stack.js';
+import { DEFAULT_RESEND, STACK_SPEC_TASK, stackAddress, stackBehavior, type FanoutHold, type ResendPeriods, type StackState } from './stack.js';
 import { HotTemplateAdapter } from './template-adapter.js';
 import { DEFAULT_HEAL, type HealConfig } from './heal.js';
 import { deepEqual } from './provider.js';
@@ -61,6 +61,12 @@ export interface EngineOptions {
    * Should match across engines.
    */
   fanoutHold?: FanoutHold;
+  /**
+   * How supervisors repeat desires their shards have not answered (mail the stream may have
+   * lost): first after `firstMs`, doubling to `maxMs`, at most `perSecond` repeats per node
+   * (DEFAULT_RESEND: 30 s, 5 min, 20/s). Should match across engines.
+   */
+  resend?: ResendPeriods;
   /** Run a runtime node (work on actors). False: an API client only. Default true. */
   worker?: boolean;
   /** The registry audit of a worker engine (DEFAULT_REGISTRY_AUDIT); false: none. */
@@ -280,12 +286,13 @@ export class Engine {
     const tree = this.opts.tree ?? DEFAULT_TREE;
     const template = this.template;
     const heal: HealConfig = { ...DEFAULT_HEAL, ...this.opts.heal };
+    const resend = this.opts.resend ?? DEFAULT_RESEND;
     if (this.opts.worker !== false) {
       this.runtime = await Runtime.start({
         connection: this.nc,
-        behaviors: [stackBehavior({ template, types: this.types, tree, heal, ...(this.opts.fanoutHold ? { fanoutHold: this.opts.fanoutHold } : {}) }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
+        behaviors: [stackBehavior({ template, types: this.types, tree, heal, resend, ...(this.opts.fanoutHold ? { fanoutHold: this.opts.fanoutHold } : {}) }), shardBehavior(tree), resourceBehavior({ template, types: this.types, heal })],
         tasks: { provider: this.providerTask(), [STACK_SPEC_TASK]: (input) => this.storedSpec(input) },
-        timerRates: { resend: DEFAULT_RESEND.perSecond, ...(heal.observesPerSecond ? { observe: heal.observesPerSecond } : {}) },
+        timerRates: { resend: resend.perSecond, ...(heal.observesPerSecond ? { observe: heal.observesPerSecond } : {}) },
         partitions: this.partitions,
         prefix: this.prefix,
         replicas: this.replicas,

@@ -4,7 +4,7 @@ export * from './provider.js';
 export * from './builtins.js';
 export { resourceBehavior, reduceResource, resourceAddress, childStackId, RESOURCE_ACTOR, RETRY_BASE_MS, type ResourceState } from './resource.js';
 export { shardBehavior, reduceShard, DEFAULT_TREE, type TreeConfig, type ShardState } from './shard.js';
-export { stackBehavior, reduceStack, stackAddress, STACK_ACTOR, DEFAULT_FANOUT_HOLD, type FanoutHold, type StackState } from './stack.js';
+export { stackBehavior, reduceStack, stackAddress, STACK_ACTOR, DEFAULT_FANOUT_HOLD, DEFAULT_RESEND, type FanoutHold, type ResendPeriods, type StackState } from './stack.js';
 export { HotTemplateAdapter, referencedNames, type StackDescription } from './template-adapter.js';
 export { AUTOSCALING_GROUP, SCALING_POLICY, autoScalingGroupType, autoscalingTypes, scalingPolicyType, scaledCapacity, scaleInRemovals } from './autoscaling.js';
 export { DEFAULT_HEAL, type HealConfig } from './heal.js';
