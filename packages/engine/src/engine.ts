@@ -8,7 +8,7 @@
  * events stream.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { randomUUID } from 'node:crypto';
 import { KilnError, createLogger, decode, encode, type Logger } from '@kiln/core';
@@ -676,6 +676,17 @@ export class Engine {
         try {
           won = await this.firstWriteAfter(`id.${id}`, e.revision, await this.kv.update(`id.${id}`, encode(entry), e.revision));
         } catch (err) {
+          if (!(err instanceof JetStreamApiError && err.code === 10071)) {
+            // Not a refusal: the write may be stored (a timeout, or the check after it failed
+            // while the cluster elects a leader). Taking it for lost would skip its generation.
+            // With a request id the next attempt finds it, if it was stored and won; without
+            // one, only the caller can tell, so it gets the error.
+            if (requestId === undefined || attempt >= 20) throw err;
+            this.log.warn({ stack: id, generation: gen, attempt, err: String(err) }, 'registry write outcome unknown: reading the entry again');
+            if (bytes) stored = { key: specKey, bytes };
+            await new Promise((r) => setTimeout(r, Math.min(2_000, 200 * (attempt + 1))));
+            continue;
+          }
           won = false;
           if (attempt >= 20) {
             if (doc) await this.dropSpec(id, specKey);

@@ -1490,9 +1490,8 @@ export class Runtime {
       if (group && replayed === undefined && out.outbox.some((e) => 'to' in e)) out.record.g = true;
       const bytes = encode(out.record);
       // Checked again when the write actually leaves: it may wait for a request slot.
-      const leaseValid = () => w.active && this.owned.get(p) === owner && performance.now() <= owner.validUntil;
       try {
-        slot.rev = await this.writeState(slot.key, bytes, slot.rev, leaseValid, early);
+        slot.rev = await this.writeState(slot.key, bytes, slot.rev, this.leaseHeld(w), early);
       } catch (e) {
         if (e instanceof NotSent) {
           this.counters.inFlight -= n;
@@ -1563,10 +1562,10 @@ export class Runtime {
     // by a step whose state write was refused). Awaited, so that it cannot land after an entry
     // written by the actor's next step here, or after a release, by the next owner.
     if ((out.tasksDone.length > 0 || out.sweptResume) && Object.keys(slot.record?.k ?? {}).length === 0) {
-      await this.deletePending(this.taskIndexKey(p, slot.key), true);
+      await this.deletePending(this.taskIndexKey(p, slot.key), this.leaseHeld(w));
     }
     // Likewise the timer entry, once no timer is left.
-    if (out.timerIndex === 'delete') await this.deletePending(this.timerIndexKey(p, slot.key), true);
+    if (out.timerIndex === 'delete') await this.deletePending(this.timerIndexKey(p, slot.key), this.leaseHeld(w));
     return true;
   }
 
@@ -1656,14 +1655,23 @@ export class Runtime {
   }
 
   /**
-   * Drops an index entry (a delete marker, as the KV client writes it). A failure leaves an orphan
-   * entry: harmless for a timer, found by the sweep for a task. `urgent`: ahead of any later write
-   * of the entry waiting for a request slot.
+   * Drops an index entry (a delete marker, as the KV client writes it), on the urgent lane: ahead
+   * of any later write of the entry waiting for a request slot. Sent only while `mayStillSend`:
+   * a node that lost the partition meanwhile (e.g. stopped by SIGSTOP past its lease) must not
+   * delete the entry the next owner wrote for the actor's new timers or tasks, or they would not
+   * be resumed after the next takeover. Not sent, or failed, it is an orphan: harmless for a
+   * timer, found by the sweep for a task.
    */
-  private async deletePending(key: string, urgent = false): Promise<void> {
+  private async deletePending(key: string, mayStillSend: () => boolean): Promise<void> {
     const h = headers();
     h.set('KV-Operation', 'DEL');
-    await this.requester.publish(`$KV.${this.prefix}_pending.${key}`, EMPTY, h, undefined, urgent).catch(() => undefined);
+    await this.requester.publish(`$KV.${this.prefix}_pending.${key}`, EMPTY, h, mayStillSend, true).catch(() => undefined);
+  }
+
+  /** Whether this node still holds `w`'s partition with a valid lease (checked when a request leaves). */
+  private leaseHeld(w: Worker): () => boolean {
+    const owner = this.owned.get(w.partition);
+    return () => w.active && owner !== undefined && this.owned.get(w.partition) === owner && performance.now() <= owner.validUntil;
   }
 
   /** A JetStream publish, deduplicated by the stream when `msgId` is given. */
