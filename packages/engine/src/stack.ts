@@ -461,6 +461,12 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
         // lost): the same step's token. Tell it again where the generation ended, if it did.
         if (msg.parent && d.parent && msg.parent.token === d.parent.token && msg.parent.addr === d.parent.addr && d.gen > 0) {
           if (d.status !== 'CONVERGING') tellParent(Object.values(d.shards).some((x) => x.failed > 0) && Object.values(d.shards).every((x) => x.failed === 0 || !!x.replaceable));
+          // A nested template too large to keep: the repeat carries the spec, so the shards not
+          // reached yet get their desires again (what a top-level stack reads back from its store).
+          else if (d.resend?.unkept && msg.spec && !d.pending) {
+            const slots = unreached();
+            if (slots.length > 0) sendNamedAgain({ ...(d.resend.unkept as PendingGeneration), spec: msg.spec }, d.fanned ?? d.gen, slots, resendCfg.firstMs);
+          }
           return;
         }
         let spec: StackSpec | undefined;

@@ -444,4 +444,21 @@ test("a template too large to keep: a top-level stack's lost desire is sent agai
   assert.is(sim.stack('s').resend, null);
 });
 
+test("a nested template too large to keep: a lost desire inside it is sent again when the parent resource repeats its step's setDesired", () => {
+  const big = 'x'.repeat(RESEND_SPEC_LIMIT + 1024);
+  const inner = hot({ a: { type: 'OS::Heat::TestResource', properties: { value: big } }, b: { type: 'OS::Heat::TestResource', properties: { value: 'b' } } });
+  const outer: StackSpec = { template: hot({ n: { type: 'OS::Heat::Stack', properties: { template: inner } } }) };
+  // The spec store holds the top-level stack's spec (as large), not the nested one's.
+  const { sim, sent, lost } = lossy([(to, m) => to === 'res/s-n-0/a' && m.kind === 'desire'], { task: (input) => ((input as { stackId: string }).stackId === 's' ? outer : null) });
+  create(sim, 's', outer);
+  sim.run();
+  assert.is(lost.length, 1);
+  assert.is(sim.stack('s').status, 'READY');
+  const child = sim.resource('s', 'n')!.current!.child!;
+  assert.is(sim.stack(child).status, 'READY');
+  assert.ok(sim.stack(child).resend === null);
+  assert.is(sent.filter((x) => x.to === `res/${child}/a` && x.msg.kind === 'desire').length, 2, 'desired again once');
+  assert.is(completes(sim, 'n/a'), 1, 'a acted once');
+});
+
 test.run();
