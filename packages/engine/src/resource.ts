@@ -697,7 +697,7 @@ class Step {
    */
   private confirmRepaired(): void {
     const r = this.d.reported;
-    if (r?.confirm && r.gen === this.d.gen && r.state === 'settled') this.report('settled', undefined, false, true);
+    if (r?.confirm && r.gen === this.d.gen) this.report('settled', undefined, false, true);
   }
 
   /** Group members are disposable: the group replaces whatever breaks. */

@@ -135,7 +135,8 @@ export const DEFAULT_RESEND: ResendPeriods = { firstMs: 30_000, maxMs: 300_000, 
  * large spec twice would pass nats-server's max_payload. Beyond it the repeat is a probe without
  * desires (shards report again), and a top-level stack also reads its spec back from the engine's
  * spec store with a `STACK_SPEC_TASK` task, whose result sends the desires again without keeping
- * the spec. A nested stack's spec is in no store: its lost desires stay lost.
+ * the spec. A nested stack's spec is in no store: its parent resource's repeat of the step's
+ * `setDesired` carries it instead.
  */
 export const RESEND_SPEC_LIMIT = 128 * 1024;
 
@@ -447,6 +448,17 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       fanOutNamed(d, planned, effects, tree, { gen, op: g.op, slots: new Set(slots), quietMs });
     }
 
+    /**
+     * The fanned generation's desires, its spec too large to keep given back (read from the store,
+     * or carried by the parent's repeat), to the shards not reached yet. The spec is not kept.
+     */
+    function sendUnkeptAgain(spec: StackSpec, quietMs: number): void {
+      const unkept = d.resend?.unkept as PendingGeneration | undefined;
+      if (!unkept) return;
+      const slots = unreached();
+      if (slots.length > 0) sendNamedAgain({ ...unkept, spec }, d.fanned ?? d.gen, slots, quietMs);
+    }
+
     /** Without the spec: a desire without members, which a shard at that generation answers with its report (see RESEND_SPEC_LIMIT). */
     function probeNamed(gen: number, slots: number[], quietMs: number): void {
       for (const k of slots) {
@@ -463,10 +475,7 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
           if (d.status !== 'CONVERGING') tellParent(Object.values(d.shards).some((x) => x.failed > 0) && Object.values(d.shards).every((x) => x.failed === 0 || !!x.replaceable));
           // A nested template too large to keep: the repeat carries the spec, so the shards not
           // reached yet get their desires again (what a top-level stack reads back from its store).
-          else if (d.resend?.unkept && msg.spec && !d.pending) {
-            const slots = unreached();
-            if (slots.length > 0) sendNamedAgain({ ...(d.resend.unkept as PendingGeneration), spec: msg.spec }, d.fanned ?? d.gen, slots, resendCfg.firstMs);
-          }
+          else if (msg.spec && !d.pending) sendUnkeptAgain(msg.spec, resendCfg.firstMs);
           return;
         }
         let spec: StackSpec | undefined;
@@ -574,12 +583,8 @@ export function reduceStack(deps: StackDeps, state: StackState, msg: Msg, ctx: M
       case '$task': {
         // The spec of a fanned generation too large to keep, read back for its repeat: the
         // shards still not reached get their desires (the spec goes out, it is not kept).
-        const r = d.resend;
-        const gen = d.fanned ?? d.gen;
         const [kind, of, quietMs] = msg.name.split(':');
-        if (!msg.ok || kind !== 'spec' || Number(of) !== gen || !r?.unkept || !msg.value) return;
-        const slots = unreached();
-        if (slots.length > 0) sendNamedAgain({ ...(r.unkept as PendingGeneration), spec: msg.value as StackSpec }, gen, slots, Number(quietMs));
+        if (msg.ok && kind === 'spec' && Number(of) === (d.fanned ?? d.gen) && msg.value) sendUnkeptAgain(msg.value as StackSpec, Number(quietMs));
         return;
       }
       case 'repairPermit': {

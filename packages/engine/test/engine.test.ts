@@ -301,11 +301,13 @@ test("while a generation converges, a stack's total is its template's size, not 
   // to 1,000), so a total summed from them alone read 0 or 1,000 meanwhile (and the API then
   // read every resource's state for an "exact" count of a small stack).
   const totals = new Set<number>();
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+  let ready = false;
+  for (const deadline = Date.now() + 60_000; !ready && Date.now() < deadline; ) {
     const s = await e.getStack(ref.id);
     totals.add(s.resources.total);
-    if (s.generation === 2 && s.status === 'READY') break;
+    ready = s.generation === 2 && s.status === 'READY';
   }
+  assert.ok(ready, 'generation 2 READY within 60 s');
   assert.equal([...totals], [1500]);
 });
 

@@ -146,8 +146,7 @@ export function stepActor(
   let timers = stored?.t;
   let tasks = stored?.k;
   let changed = false;
-  /** A timer was armed, or one went (fired, cancelled, or found stale). */
-  let armed = false;
+  /** A timer went (fired, cancelled, or found stale). */
   let dropped = false;
   const ownTimers = () => (timers === stored?.t ? (timers = { ...(timers ?? {}) }) : (timers ??= {}));
   const ownTasks = () => (tasks === stored?.k ? (tasks = { ...(tasks ?? {}) }) : (tasks ??= {}));
@@ -266,7 +265,6 @@ export function stepActor(
         case 'setTimer': {
           const t: ArmedTimer = eff.msg === undefined ? { at: eff.at } : { at: eff.at, m: eff.msg };
           ownTimers()[eff.name] = t;
-          armed = true;
           out.timersToSchedule.push({ name: eff.name, at: eff.at });
           break;
         }
@@ -290,11 +288,11 @@ export function stepActor(
   const had = Object.keys(stored?.t ?? {}).length > 0;
   if (!changed) return had || !dropped ? out : { ...out, timerIndex: 'delete' };
   const has = timers !== undefined && Object.keys(timers).length > 0;
-  if (armed && has && !had) out.timerIndex = 'put';
+  if (has && !had) out.timerIndex = 'put';
   else if (!has && (had || dropped)) out.timerIndex = 'delete';
   if (early && early.length > 0) rec.e = early;
   else delete rec.e;
-  if (timers && Object.keys(timers).length > 0) rec.t = timers;
+  if (has) rec.t = timers;
   else delete rec.t;
   if (tasks && Object.keys(tasks).length > 0) rec.k = tasks;
   else delete rec.k;
