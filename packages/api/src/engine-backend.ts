@@ -153,6 +153,9 @@ export class EngineBackend implements StackBackend {
    * unreadable (e.g. the stack is being deleted).
    */
   private async describe(s: StackInfo): Promise<StackDescription | undefined> {
+    // The info's generation is the registry's: a described one needs no read of its spec.
+    const cached = this.descriptions.get(`${s.id}:${s.generation}`);
+    if (cached) return cached;
     let desired: { generation: number; spec: StackSpec };
     try {
       desired = await this.engine.desiredSpec(s.id);

@@ -251,12 +251,24 @@ test('stack.show describes the desired spec: description, parameter values (hidd
   assert.is(s.description, 'two values');
   assert.equal(s.parameters, { 'OS::stack_id': g.id, 'OS::stack_name': 'described', 'OS::region': 'RegionOne', 'OS::project_id': 'tenant-a', size: 3, secret: '******', name: 'x' });
   assert.equal(s.outputs.sort((x, y) => x.key.localeCompare(y.key)), [{ key: 'bare', value: 1 }, { key: 'size', value: 3, description: 'the size' }]);
-  // A patch is a new generation: show describes it, not the cached first one.
-  const g2 = await ok<{ generation: number }>(ctx.a, 'tenant-a', 'stack.patch', { stack: 'described', parameters: { size: 5 } });
-  await settled(ctx.a, 'tenant-a', g.id, g2.generation, 'UPDATE_COMPLETE');
-  const s2 = await ok<Described>(ctx.a, 'tenant-a', 'stack.show', { stack: 'described' });
-  assert.is(s2.parameters.size, 5);
-  assert.is(s2.parameters.name, 'x');
+  // Shown again at the same generation: described from the cache, the spec is not read again.
+  const engine = ctx.engine;
+  const read = engine.desiredSpec.bind(engine);
+  let reads = 0;
+  engine.desiredSpec = (ref) => (reads++, read(ref));
+  try {
+    assert.is((await ok<Described>(ctx.a, 'tenant-a', 'stack.show', { stack: 'described' })).description, 'two values');
+    assert.is(reads, 0, 'a described generation reads no spec');
+    // A patch is a new generation: show describes it, not the cached first one.
+    const g2 = await ok<{ generation: number }>(ctx.a, 'tenant-a', 'stack.patch', { stack: 'described', parameters: { size: 5 } });
+    await settled(ctx.a, 'tenant-a', g.id, g2.generation, 'UPDATE_COMPLETE');
+    const s2 = await ok<Described>(ctx.a, 'tenant-a', 'stack.show', { stack: 'described' });
+    assert.is(s2.parameters.size, 5);
+    assert.is(s2.parameters.name, 'x');
+    assert.is(reads, 1);
+  } finally {
+    engine.desiredSpec = read;
+  }
 });
 
 test.run();
