@@ -197,6 +197,11 @@ interface RegistryEntry {
   overridden?: boolean;
   /** The request id of the write that made this generation, if it had one (WriteOptions). */
   request?: { id: string; gen: number };
+  /**
+   * The request ids of the writes before it, newest first (at most EARLIER_REQUESTS): a retry of
+   * a write whose answer was lost finds its generation even after other writers wrote on top.
+   */
+  earlier?: Array<{ id: string; gen: number }>;
   /** The operation that made this generation (absent in entries written before it was kept). */
   op?: StackOp;
   /** The revision this entry's write expected (see `Engine.baseEntry`). */
@@ -213,6 +218,15 @@ interface SpecDoc {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** Request ids a registry entry keeps besides its own (see RegistryEntry.earlier). */
+const EARLIER_REQUESTS = 15;
+
+/** The generation the write with `requestId` made, if `e` (or one of the writes it keeps) is that write. */
+function requestGeneration(e: RegistryEntry, requestId: string | undefined, lost?: ReadonlySet<number>): number | undefined {
+  if (requestId === undefined) return undefined;
+  for (const r of e.request ? [e.request, ...(e.earlier ?? [])] : (e.earlier ?? [])) if (r.id === requestId && !lost?.has(r.gen)) return r.gen;
+  return undefined;
+}
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 /** Spec store chunk size: well below nats-server's default 1 MiB max_payload. */
 const SPEC_CHUNK_BYTES = 256 * 1024;
@@ -530,10 +544,10 @@ export class Engine {
       const held = await this.kv.get(`name.${tenant}.${name}`);
       const heldId = held?.operation === 'PUT' ? held.string() : undefined;
       const e = heldId ? await this.entry(heldId) : null;
-      if (heldId && e && requestId !== undefined && e.value.request?.id === requestId) {
+      if (heldId && e && requestGeneration(e.value, requestId) === 1) {
         // A retry of the create that made this stack: the same answer. The first attempt may have
         // died before its message to the supervisor, which ignores a repeated generation 1.
-        if (e.value.gen === 1) await this.desire(heldId, op, entry, doc);
+        if (e.value.gen === 1) await this.tellSupervisor(heldId, op, entry, doc);
         return { id: heldId, name, generation: 1 };
       }
       throw new KilnError('STACK_EXISTS', `The Stack (${name}) already exists.`);
@@ -541,7 +555,7 @@ export class Engine {
     // A fresh id has one writer: no nonce needed.
     await this.putSpec(id, '1', doc);
     await this.kv.create(`id.${id}`, encode(entry));
-    await this.desire(id, op, entry, doc);
+    await this.tellSupervisor(id, op, entry, doc);
     return { id, name, generation: 1 };
   }
 
@@ -641,12 +655,14 @@ export class Engine {
     try {
       for (let attempt = 0; ; attempt++) {
         const e = await this.baseEntry(id);
-        // A retry of a write whose answer was lost: the same answer. If nothing newer was written,
-        // its message to the supervisor is sent again (the first attempt may have died before
-        // sending it; the supervisor ignores a generation it has).
-        if (e && requestId !== undefined && e.value.request?.id === requestId && !lost.has(e.value.request.gen)) {
-          if (e.value.request.gen === e.value.gen) await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
-          return { id, name: e.value.name, generation: e.value.request.gen };
+        // A retry of a write whose answer was lost: the same answer, also when other writers
+        // wrote on top of it since. If nothing newer was written, its message to the supervisor
+        // is sent again (the first attempt may have died before sending it; the supervisor
+        // ignores a generation it has).
+        const mine = e ? requestGeneration(e.value, requestId, lost) : undefined;
+        if (e && mine !== undefined) {
+          if (mine === e.value.gen) await this.tellSupervisor(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
+          return { id, name: e.value.name, generation: mine };
         }
         if (!e || e.value.deleted) throw new KilnError('STACK_NOT_FOUND', `The Stack (${typeof ref === 'string' ? ref : ref.name}) could not be found.`);
         const gen = e.value.gen + 1;
@@ -668,6 +684,7 @@ export class Engine {
           ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
           ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
           ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
+          ...(e.value.request || e.value.earlier ? { earlier: [...(e.value.request ? [e.value.request] : []), ...(e.value.earlier ?? [])].slice(0, EARLIER_REQUESTS) } : {}),
           op,
           prev: e.revision,
         };
@@ -710,7 +727,7 @@ export class Engine {
           await this.kv.delete(`name.${e.value.tenant}.${e.value.name}`).catch(() => undefined);
           await Promise.all([e.value.spec, e.value.prevSpec].filter((k) => k !== undefined).map((k) => this.dropSpec(id, k)));
         }
-        await this.desire(id, op, entry, doc);
+        await this.tellSupervisor(id, op, entry, doc);
         return { id, name: e.value.name, generation: gen };
       }
     } finally {
@@ -774,6 +791,20 @@ export class Engine {
     const op: StackOp = e.value.op ?? (e.value.deleted ? 'delete' : e.value.gen === 1 ? 'create' : 'update');
     this.log.warn({ stack: id, generation: e.value.gen, supervisorGeneration: s?.gen ?? 0, op }, 'the supervisor has not taken a stored generation: sending it again');
     await this.desire(id, op, e.value, e.value.deleted ? null : await this.getSpec(id, e.value.spec));
+  }
+
+  /**
+   * After the registry write that acknowledges a generation: tells its supervisor. A failure
+   * does not fail the acknowledged write (its caller would retry it, and two writers retrying
+   * each other's generations away would take a new one each time): the registry audit sends
+   * a generation the supervisor has not taken again.
+   */
+  private async tellSupervisor(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
+    try {
+      await this.desire(id, op, entry, doc);
+    } catch (err) {
+      this.log.warn({ stack: id, generation: entry.gen, op, err: String(err) }, 'the supervisor was not told of a stored generation: the registry audit sends it again');
+    }
   }
 
   /** Tells the supervisor the generation `entry` records (with its spec unless it removes the stack). */

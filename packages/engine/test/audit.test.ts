@@ -93,4 +93,37 @@ test('a lost create and a lost delete are sent again too', async ({ nats, nc, cl
   }
 });
 
+test('writes acknowledged while the mailbox takes no mail: none fails, none is repeated by its retry, the audit sends the newest', async ({ nats, nc, client }) => {
+  const jsm = await jetstreamManager(nc!);
+  const ref = await client!.createStack({ name: 'no-mailbox', ...spec('zero') });
+  const mbox = await jsm.streams.info('kiln_mbox');
+  // The mailbox stream listens elsewhere: every message to a supervisor finds no stream (503).
+  await jsm.streams.update('kiln_mbox', { ...mbox.config, subjects: ['kiln.elsewhere.>'] });
+  let restored = false;
+  const restore = async () => {
+    if (!restored) await jsm.streams.update('kiln_mbox', mbox.config);
+    restored = true;
+  };
+  try {
+    // Two writers, each repeating its write as a client whose answer was lost would.
+    const one = await client!.updateStack(ref.id, spec('one'), { requestId: 'req-one' });
+    const two = await client!.updateStack(ref.id, spec('two'), { requestId: 'req-two' });
+    assert.equal([one.generation, two.generation], [2, 3]);
+    assert.is((await client!.updateStack(ref.id, spec('one'), { requestId: 'req-one' })).generation, 2, 'the retry gets its first answer');
+    assert.is((await client!.updateStack(ref.id, spec('two'), { requestId: 'req-two' })).generation, 3);
+    assert.is((await client!.getStack(ref.id)).generation, 3, 'no retry wrote a generation');
+    await restore();
+    const worker = await Engine.start({ servers: nats!.url, partitions: PARTITIONS, nodeId: 'w6', registryAudit: AUDIT });
+    try {
+      const s = await settled(client!, ref.id, 3, 30_000);
+      assert.is(s.status, 'READY');
+      assert.equal(s.outputs, { out: 'two' });
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await restore();
+  }
+});
+
 test.run();
