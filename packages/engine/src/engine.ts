@@ -253,10 +253,13 @@ export class Engine {
   private readonly unfollow: Array<() => void> = [];
   private auditHandle: NodeJS.Timeout | undefined;
   private auditing = false;
+  private stopping = false;
   /** Stack id -> a registry generation its supervisor has not been seen to take (fed by a registry watch). */
   private readonly unconfirmed = new Map<string, number>();
   /** Generations the audit sent again, per stack: not again before `next`. */
   private readonly auditRepeats = new Map<string, { gen: number; next: number; period: number }>();
+  /** Stack id -> the newest acknowledged generation whose message to the supervisor is being sent again (see tellSupervisor). */
+  private readonly retelling = new Map<string, object>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -796,15 +799,38 @@ export class Engine {
   /**
    * After the registry write that acknowledges a generation: tells its supervisor. A failure
    * does not fail the acknowledged write (its caller would retry it, and two writers retrying
-   * each other's generations away would take a new one each time): the registry audit sends
-   * a generation the supervisor has not taken again.
+   * each other's generations away would take a new one each time). The message is sent again
+   * in the background (0.5 s, doubling to 5 s, for a minute; only the stack's newest such
+   * generation), as the mailbox stream is usually back within seconds; after that, the registry
+   * audit sends a generation the supervisor has not taken.
    */
   private async tellSupervisor(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
     try {
       await this.desire(id, op, entry, doc);
+      // A newer generation told: an older one being sent again is superseded.
+      this.retelling.delete(id);
+      return;
     } catch (err) {
-      this.log.warn({ stack: id, generation: entry.gen, op, err: String(err) }, 'the supervisor was not told of a stored generation: the registry audit sends it again');
+      this.log.warn({ stack: id, generation: entry.gen, op, err: String(err) }, 'the supervisor was not told of a stored generation: sending it again');
     }
+    void this.tellAgain(id, op, entry, doc);
+  }
+
+  private async tellAgain(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
+    const token = {};
+    this.retelling.set(id, token);
+    const current = () => this.retelling.get(id) === token && !this.stopping;
+    for (let delay = 500, waited = 0; waited < 60_000; waited += delay, delay = Math.min(delay * 2, 5_000)) {
+      await new Promise((r) => setTimeout(r, delay).unref());
+      if (!current()) return;
+      try {
+        await this.desire(id, op, entry, doc);
+        break;
+      } catch {
+        // Still no mailbox: the next attempt, or the audit.
+      }
+    }
+    if (current()) this.retelling.delete(id);
   }
 
   /** Tells the supervisor the generation `entry` records (with its spec unless it removes the stack). */
@@ -1103,6 +1129,7 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.auditHandle);
     for (const u of this.unfollow.splice(0)) u();
     await this.runtime?.stop();
