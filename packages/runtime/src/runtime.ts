@@ -121,6 +121,12 @@ const STALL_CHECK_MS = 2000;
  */
 const TASK_SWEEP_MS = 15_000;
 /**
+ * Longest a starting worker lists its partition's pending index. The listing's ordered consumer
+ * has no deadline of its own; a worker stuck starting could never be restarted (a restart
+ * waits for the start to end), and its partition would take no mail while its lease holds.
+ */
+const RESUME_LIST_MS = 30_000;
+/**
  * Steps run back to back for at most this long before yielding to the event loop: deliveries
  * parsed from one socket read, and steps resumed by one another's replies, otherwise run as one
  * microtask drain (a 100K-member group's 100 leaf fan-outs, ~36 ms each, blocked the loop for
@@ -1106,15 +1112,23 @@ export class Runtime {
    */
   private async resumePending(w: Worker): Promise<void> {
     const actors = new Set<string>();
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
     try {
       const it = await this.pendingKv.keys(`${w.partition}.>`);
+      timer = setTimeout(() => {
+        late = true;
+        it.stop();
+      }, RESUME_LIST_MS);
       for await (const k of it) {
         const parts = k.split('.');
         if (parts.length >= 3) actors.add(`${parts[1]}.${parts[2]}`);
       }
     } finally {
+      clearTimeout(timer);
       w.listing = false;
     }
+    if (late) throw new KilnError('UNAVAILABLE', `listing the pending index of partition ${w.partition} took over ${RESUME_LIST_MS} ms`);
     // Packed: a partition with thousands of waiting actors costs a few stream messages.
     await this.mail.sendAll([...actors].map((key) => ({ key, partition: w.partition, env: { i: `resume:${this.nodeId}:${w.epoch}:${key}`, c: { resume: true } } })));
     if (actors.size > 0) this.log.info({ partition: w.partition, actors: actors.size }, 'pending timers and tasks resumed');
