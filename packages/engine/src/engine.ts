@@ -259,7 +259,7 @@ export class Engine {
   /** Generations the audit sent again, per stack: not again before `next`. */
   private readonly auditRepeats = new Map<string, { gen: number; next: number; period: number }>();
   /** Stack id -> the newest acknowledged generation whose message to the supervisor is being sent again (see tellSupervisor). */
-  private readonly retelling = new Map<string, object>();
+  private readonly retelling = new Map<string, { gen: number }>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -807,8 +807,8 @@ export class Engine {
   private async tellSupervisor(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
     try {
       await this.desire(id, op, entry, doc);
-      // A newer generation told: an older one being sent again is superseded.
-      this.retelling.delete(id);
+      // Told: an older generation being sent again is superseded.
+      if ((this.retelling.get(id)?.gen ?? Infinity) <= entry.gen) this.retelling.delete(id);
       return;
     } catch (err) {
       this.log.warn({ stack: id, generation: entry.gen, op, err: String(err) }, 'the supervisor was not told of a stored generation: sending it again');
@@ -817,7 +817,8 @@ export class Engine {
   }
 
   private async tellAgain(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
-    const token = {};
+    if ((this.retelling.get(id)?.gen ?? 0) > entry.gen) return;
+    const token = { gen: entry.gen };
     this.retelling.set(id, token);
     const current = () => this.retelling.get(id) === token && !this.stopping;
     for (let delay = 500, waited = 0; waited < 60_000; waited += delay, delay = Math.min(delay * 2, 5_000)) {
