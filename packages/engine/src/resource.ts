@@ -120,10 +120,8 @@ export interface ResourceState {
   readonly dependants: readonly string[];
   /** Former dependants that have not yet reported moving past them. */
   readonly formerDependants: readonly string[];
-  /** Former requirements, owed a `moved` message at the next `ready`. */
+  /** Resources owed a `moved` message at the next `ready`: former requirements, and those that asked. */
   readonly notify: readonly string[];
-  /** Requirements that asked for `moved` (askMoved) before this resource got there: the generation each asked at. */
-  readonly owedMoved?: Readonly<Record<string, number>>;
   /** Generation at which each dependant last reported `moved`. */
   readonly moved: Readonly<Record<string, number>>;
   /** Generation at which the dependants were last asked for `moved` (an old incarnation waits for them). */
@@ -343,7 +341,7 @@ class Step {
         // Ready at >= gen: it moved past the asker's older incarnations then. Otherwise it is
         // owed one when this resource gets there (or is removed).
         if (d.readyGen >= msg.gen) this.sendMovedTo(msg.from, d.readyGen, false);
-        else (d.owedMoved ??= {})[msg.from] = Math.max(d.owedMoved[msg.from] ?? 0, msg.gen);
+        else if (!d.notify.includes(msg.from)) d.notify.push(msg.from);
         return;
       }
       case 'moved': {
@@ -1145,20 +1143,14 @@ class Step {
 
   private sendMoved(G: number, gone: boolean): void {
     const d = this.d;
-    const owed = d.owedMoved ?? {};
-    // An asker at a later generation waits for this resource to get there; once removed, it
-    // references nothing at any generation. Removed: every requirement may be waiting to be
-    // deleted after it.
-    const due = Object.keys(owed).filter((x) => gone || owed[x]! <= G);
-    for (const x of union(gone ? union(d.notify, d.requires) : d.notify, due)) {
-      const m: ResourceMsg = { kind: 'moved', from: d.name, gen: gone ? Math.max(G, owed[x] ?? 0) : G, gone };
+    // Removed: every requirement may be waiting to be deleted after it.
+    for (const x of gone ? union(d.notify, d.requires) : d.notify) {
+      const m: ResourceMsg = { kind: 'moved', from: d.name, gen: G, gone };
       // The receiver keeps the highest generation moved, so order does not matter.
       const to = resourceAddress(d.stackId, x);
       this.effects.push(this.express ? { type: 'send', to, msg: m, express: true } : { type: 'send', to, msg: m });
     }
     d.notify = [];
-    if (due.length === Object.keys(owed).length) delete d.owedMoved;
-    else for (const x of due) delete d.owedMoved![x];
   }
 
   /** Asks the dependants that have not moved to G: once per generation, `again` when one may have been lost (askWaitedFor). */

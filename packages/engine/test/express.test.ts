@@ -115,28 +115,6 @@ test('ready out of order: an older generation\'s data arriving after a newer one
   assert.is(s.readyGen, 2);
 });
 
-test('askMoved of a later generation: kept until this resource gets there, not paid by a ready at an older one; a removal pays it', () => {
-  let state: ResourceState | null = initialResourceState('res/s/b');
-  const moved: string[] = [];
-  const step = (m: ResourceMsg, i: number) => {
-    const r = reduceResource(deps, state!, m, ctx('res/s/b', i));
-    state = r.state as ResourceState | null;
-    for (const e of r.effects) if (e.type === 'send' && (e.msg as ResourceMsg).kind === 'moved') moved.push(`${e.to} ${(e.msg as { gen: number }).gen}`);
-  };
-  const askMoved: ResourceMsg = { kind: 'askMoved', from: 'a', gen: 2 };
-  [desire(1), askMoved, ready(1, 'v1')].forEach(step);
-  assert.is(state!.readyGen, 1);
-  assert.equal(moved, [], 'ready at 1 does not answer an ask at 2');
-  assert.equal(state!.owedMoved, { a: 2 });
-  [desire(2), ready(2, 'v2')].forEach((m, i) => step(m, 10 + i));
-  assert.equal(moved, ['res/s/a 2']);
-  assert.is(state!.owedMoved, undefined);
-  // Asked at 4 while at 2, then removed at 3: it references nothing any more, so the answer is gone at 4.
-  const removal = { ...desire(3), def: null, requires: [], dependants: [] } as ResourceMsg;
-  [{ ...askMoved, gen: 4 } as ResourceMsg, removal].forEach((m, i) => step(m, 20 + i));
-  assert.equal(moved, ['res/s/a 2', 'res/s/a 4']);
-});
-
 test('ready before its desire (it overtook the fan-out): kept, and used when the desire comes', () => {
   const s = feed([ready(1, 'early'), desire(1)]);
   assert.is(s.current!.attrs.value, 'early');
