@@ -5,12 +5,10 @@
  * Ordering rules (docs/engine.md):
  * - create/update at generation G starts once every referenced resource has sent `ready` at >= G;
  *   their data (reference, attributes) arrives in that message, so nothing re-reads the stack.
- * - when ready at G, it sends `ready` to its dependants, and `moved` to what it referenced before
- *   and no longer does, and to what asked for it; when removed, `moved` (gone) to all of them.
+ * - when ready at G, it sends `ready` to its dependants and `moved` to everything it referenced
+ *   (now or before), so those may clean up.
  * - an old incarnation (after a replacement) or the resource itself (when removed) is deleted only
- *   after every dependant, old or new, has reported `moved` at >= G. A resource holding an old
- *   incarnation asks its dependants for it (`askMoved`): only it needs to know, so a create or an
- *   unchanged generation sends no `moved` along each reference.
+ *   after every dependant, old or new, has reported `moved` at >= G.
  * - a newer desire never interrupts a provider call: the step finishes, then re-targets. Pure
  *   waits (TestResource) and nested stacks re-target at once.
  */
@@ -120,12 +118,10 @@ export interface ResourceState {
   readonly dependants: readonly string[];
   /** Former dependants that have not yet reported moving past them. */
   readonly formerDependants: readonly string[];
-  /** Resources owed a `moved` message at the next `ready`: former requirements, and those that asked. */
+  /** Resources owed a `moved` message (current and former requirements). */
   readonly notify: readonly string[];
   /** Generation at which each dependant last reported `moved`. */
   readonly moved: Readonly<Record<string, number>>;
-  /** Generation at which the dependants were last asked for `moved` (an old incarnation waits for them). */
-  readonly movedAsked?: number;
   readonly deps: Readonly<Record<string, DepData>>;
   readonly current: Incarnation | null;
   readonly old: readonly Incarnation[];
@@ -297,7 +293,7 @@ class Step {
         d.collect = !!msg.collect;
         if (msg.gen === d.gen) return this.desiredAgain();
         d.formerDependants = union(d.formerDependants, prevDependants).filter((x) => !msg.dependants.includes(x));
-        d.notify = union(d.notify, d.requires.filter((x) => !msg.requires.includes(x)));
+        d.notify = union(union(d.notify, d.requires), msg.requires);
         d.gen = msg.gen;
         d.def = msg.def as Draft<ResourceDef> | null;
         d.requires = [...msg.requires];
@@ -338,10 +334,8 @@ class Step {
         return;
       }
       case 'askMoved': {
-        // Ready at >= gen: it moved past the asker's older incarnations then. Otherwise it is
-        // owed one when this resource gets there (or is removed).
+        // Ready at >= gen: it moved past the asker's older incarnations then (its `moved` was lost).
         if (d.readyGen >= msg.gen) this.sendMovedTo(msg.from, d.readyGen, false);
-        else if (!d.notify.includes(msg.from)) d.notify.push(msg.from);
         return;
       }
       case 'moved': {
@@ -466,16 +460,17 @@ class Step {
     const d = this.d;
     const G = d.gen;
     if (d.retryAt !== null || d.failedGen === G) return;
+    const ask = (kind: 'askReady' | 'askMoved', to: string) => {
+      const m: ResourceMsg = { kind, from: d.name, gen: G };
+      this.effects.push({ type: 'send', to: resourceAddress(d.stackId, to), msg: m });
+    };
     if (d.def !== null && (d.readyGen < G || !d.current || d.current.gen < G)) {
-      for (const x of d.requires) {
-        if (!freshData && (d.deps[x]?.gen ?? 0) >= G) continue;
-        const m: ResourceMsg = { kind: 'askReady', from: d.name, gen: G };
-        this.effects.push({ type: 'send', to: resourceAddress(d.stackId, x), msg: m });
-      }
+      for (const x of d.requires) if (freshData || (d.deps[x]?.gen ?? 0) < G) ask('askReady', x);
       return;
     }
     if (d.def !== null && d.old.length === 0) return;
-    this.askMoved(G, true);
+    // The supervisor's `$outputs` never moves (it holds no incarnation of anything).
+    for (const x of union(d.dependants, d.formerDependants)) if (x !== OUTPUTS_DEPENDANT && (d.moved[x] ?? 0) < G) ask('askMoved', x);
   }
 
   /** Never desired and nothing received worth keeping: the state of a deleted (or never made) actor. */
@@ -615,7 +610,6 @@ class Step {
       const orphan = d.old.find((o) => o.createFailed);
       if (orphan) return this.startDelete(orphan);
       if (!this.dependantsMoved(G)) {
-        this.askMoved(G);
         this.armObserve();
         return false;
       }
@@ -1143,27 +1137,13 @@ class Step {
 
   private sendMoved(G: number, gone: boolean): void {
     const d = this.d;
-    // Removed: every requirement may be waiting to be deleted after it.
-    for (const x of gone ? union(d.notify, d.requires) : d.notify) {
+    for (const x of d.notify) {
       const m: ResourceMsg = { kind: 'moved', from: d.name, gen: G, gone };
       // The receiver keeps the highest generation moved, so order does not matter.
       const to = resourceAddress(d.stackId, x);
       this.effects.push(this.express ? { type: 'send', to, msg: m, express: true } : { type: 'send', to, msg: m });
     }
-    d.notify = [];
-  }
-
-  /** Asks the dependants that have not moved to G: once per generation, `again` when one may have been lost (askWaitedFor). */
-  private askMoved(G: number, again = false): void {
-    const d = this.d;
-    if (!again && (d.movedAsked ?? 0) >= G) return;
-    d.movedAsked = G;
-    // The supervisor's `$outputs` never moves (it holds no incarnation of anything).
-    for (const x of union(d.dependants, d.formerDependants)) {
-      if (x === OUTPUTS_DEPENDANT || (d.moved[x] ?? 0) >= G) continue;
-      const m: ResourceMsg = { kind: 'askMoved', from: d.name, gen: G };
-      this.effects.push({ type: 'send', to: resourceAddress(d.stackId, x), msg: m });
-    }
+    d.notify = gone ? [] : [...d.requires];
   }
 
   /** A `moved` to one resource that asked for it again (see askWaitedFor). */

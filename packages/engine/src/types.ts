@@ -180,11 +180,10 @@ export type ResourceMsg =
   | { readonly kind: 'ready'; readonly from: string; readonly data: DepData }
   | { readonly kind: 'moved'; readonly from: string; readonly gen: number; readonly gone: boolean }
   /**
-   * `askReady` (lost-mail repair): a resource desired again at `gen` (or the supervisor, `from` =
-   * `$outputs`) still lacks the receiver's (its dependency's) `ready` at `gen`; answered to `from`
-   * alone once the receiver is there, ignored before (it sends it anyway when it gets there).
-   * `askMoved`: a resource holding an old incarnation (or removed) waits for the receiver (its
-   * dependant) to move to `gen`; answered at once when it is there, else when it gets there.
+   * Lost-mail repair: a resource desired again at `gen` (or the supervisor, `from` = `$outputs`)
+   * still lacks the receiver's `ready` (the receiver is its dependency) or `moved` (its dependant)
+   * at `gen`. Answered to `from` alone once the receiver is there; ignored before (it sends them
+   * anyway when it gets there).
    */
   | { readonly kind: 'askReady'; readonly from: string; readonly gen: number }
   | { readonly kind: 'askMoved'; readonly from: string; readonly gen: number }

@@ -45,7 +45,7 @@ const template = {
   },
 };
 
-test('after a task completes, the first report and ready of a generation are express; a repair\'s and an instant pure resource\'s are not', () => {
+test('after a task completes, the first report and ready of a generation and every moved are express; a repair\'s and an instant pure resource\'s are not', () => {
   const { sim, sends } = recordingSim();
   sim.setDesired('s', { op: 'create', name: 's', spec: { template } });
   sim.run();
@@ -55,8 +55,7 @@ test('after a task completes, the first report and ready of a generation are exp
   // srv completes by a task result; user (pure) completes in the step its dependency's ready starts.
   for (const x of create.filter((y) => y.from === 'res/s/srv')) assert.ok(x.express, `${x.kind} from ${x.from} to ${x.to} is not express`);
   const user = create.filter((y) => y.from === 'res/s/user');
-  // A create sends no `moved`: nothing referenced holds an old incarnation waiting for it.
-  assert.equal(user.map((x) => x.kind).sort(), ['report']);
+  assert.equal(user.map((x) => x.kind).sort(), ['moved', 'report']);
   for (const x of user) assert.not.ok(x.express, `${x.kind} from ${x.from} is express`);
   // A repair at the same generation: its reports and the new incarnation's ready keep their order.
   sends.length = 0;
@@ -64,9 +63,6 @@ test('after a task completes, the first report and ready of a generation are exp
   sim.run();
   assert.is(sim.stack('s').status, 'READY');
   assert.is((sim.resource('s', 'user') as ResourceState).deps.srv!.ref, 'srv-2');
-  // The replaced incarnation went once user, asked, said it had moved past it (it was there already).
-  assert.is((sim.resource('s', 'srv') as ResourceState).old.length, 0);
-  assert.equal(sends.filter((x) => x.kind === 'askMoved' || x.kind === 'moved').map((x) => `${x.kind} ${x.from} ${x.to}`), ['askMoved res/s/srv res/s/user', 'moved res/s/user res/s/srv']);
   const repair = sends.filter((x) => x.from === 'res/s/srv' && (x.kind === 'report' || x.kind === 'ready'));
   assert.equal(repair.map((x) => `${x.kind}${x.state ? `:${x.state}` : ''}`), ['report:repairing', 'ready', 'report:settled']);
   for (const x of repair) assert.not.ok(x.express, `${x.kind} of a repair is express`);
