@@ -177,8 +177,15 @@ S('a refused state write fences the partition; the node keeps it only while the 
   // Now another node holds the lease and wrote the actor: this node must stop working it.
   const leases = await new Kvm(js).open(`${prefix}_leases`);
   const p = partitionOf(a, PARTITIONS);
-  const le = (await leases.get(`p.${p}`))!;
-  await leases.update(`p.${p}`, encode({ node: 'intruder', exp: Date.now() + 60_000 }), le.revision);
+  // The node renews its lease on its own schedule: a renewal between the read and the write
+  // makes the write miss its revision, so the intruder reads again.
+  await waitFor('lease taken by the intruder', async () => {
+    const le = (await leases.get(`p.${p}`))!;
+    return leases.update(`p.${p}`, encode({ node: 'intruder', exp: Date.now() + 60_000 }), le.revision).then(
+      () => true,
+      () => false,
+    );
+  });
   const e2 = (await kv.get(actorKey(a)))!;
   await kv.update(actorKey(a), encode({ ...decode<ActorRecord>(e2.value), s: { ...(decode<ActorRecord>(e2.value).s as CounterState), n: 500 } }), e2.revision);
   await waitFor('partition dropped', () => !rt.ownedPartitions().includes(p));
