@@ -17,6 +17,7 @@ import { builtinTypes } from './builtins.js';
 import { AUTOSCALING_GROUP, SCALING_POLICY, asgCapacity, autoscalingTypes, scaledCapacity } from './autoscaling.js';
 import { TypeRegistry, taskErrorCode, type ActionRequest, type ObjectChange, type ResourceType, type TaskType } from './provider.js';
 import { resourceOfKey } from './changes.js';
+import { backoffMs } from './hash.js';
 import { resourceAddress, resourceBehavior, type ResourceState } from './resource.js';
 import { shardBehavior, DEFAULT_TREE, type TreeConfig } from './shard.js';
 import { DEFAULT_RESEND, STACK_SPEC_TASK, stackAddress, stackBehavior, type FanoutHold, type ResendPeriods, type StackState } from './stack.js';
@@ -221,11 +222,14 @@ const DEFAULT_MAX_IN_FLIGHT = 1024;
 /** Request ids a registry entry keeps besides its own (see RegistryEntry.earlier). */
 const EARLIER_REQUESTS = 15;
 
+/** The request ids of the write that made `e` and of the writes before it it keeps, newest first. */
+function requestsOf(e: RegistryEntry): Array<{ id: string; gen: number }> {
+  return [...(e.request ? [e.request] : []), ...(e.earlier ?? [])];
+}
+
 /** The generation the write with `requestId` made, if `e` (or one of the writes it keeps) is that write. */
 function requestGeneration(e: RegistryEntry, requestId: string | undefined, lost?: ReadonlySet<number>): number | undefined {
-  if (requestId === undefined) return undefined;
-  for (const r of e.request ? [e.request, ...(e.earlier ?? [])] : (e.earlier ?? [])) if (r.id === requestId && !lost?.has(r.gen)) return r.gen;
-  return undefined;
+  return requestId === undefined ? undefined : requestsOf(e).find((r) => r.id === requestId && !lost?.has(r.gen))?.gen;
 }
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 /** Spec store chunk size: well below nats-server's default 1 MiB max_payload. */
@@ -687,7 +691,7 @@ export class Engine {
           ...(doc ? { prevSpec: e.value.spec } : e.value.prevSpec !== undefined ? { prevSpec: e.value.prevSpec } : {}),
           ...((doc ? doc.overrides : e.value.overridden) ? { overridden: true } : {}),
           ...(requestId !== undefined ? { request: { id: requestId, gen } } : {}),
-          ...(e.value.request || e.value.earlier ? { earlier: [...(e.value.request ? [e.value.request] : []), ...(e.value.earlier ?? [])].slice(0, EARLIER_REQUESTS) } : {}),
+          ...(requestsOf(e.value).length > 0 ? { earlier: requestsOf(e.value).slice(0, EARLIER_REQUESTS) } : {}),
           op,
           prev: e.revision,
         };
@@ -800,9 +804,9 @@ export class Engine {
    * After the registry write that acknowledges a generation: tells its supervisor. A failure
    * does not fail the acknowledged write (its caller would retry it, and two writers retrying
    * each other's generations away would take a new one each time). The message is sent again
-   * in the background (0.5 s, doubling to 5 s, for a minute; only the stack's newest such
-   * generation), as the mailbox stream is usually back within seconds; after that, the registry
-   * audit sends a generation the supervisor has not taken.
+   * in the background (after 0.5–1 s, doubling to 2.5–5 s, jittered, for a minute; only the
+   * stack's newest such generation), as the mailbox stream is usually back within seconds; after
+   * that, the registry audit sends a generation the supervisor has not taken.
    */
   private async tellSupervisor(id: string, op: StackOp, entry: RegistryEntry, doc: SpecDoc | null): Promise<void> {
     try {
@@ -821,7 +825,9 @@ export class Engine {
     const token = { gen: entry.gen };
     this.retelling.set(id, token);
     const current = () => this.retelling.get(id) === token && !this.stopping;
-    for (let delay = 500, waited = 0; waited < 60_000; waited += delay, delay = Math.min(delay * 2, 5_000)) {
+    for (let attempt = 1, waited = 0; waited < 60_000; attempt++) {
+      const delay = backoffMs(attempt, `tell:${id}:${entry.gen}`, 1_000, 5_000);
+      waited += delay;
       await new Promise((r) => setTimeout(r, delay).unref());
       if (!current()) return;
       try {

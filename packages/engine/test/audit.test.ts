@@ -113,7 +113,7 @@ test('writes acknowledged while the mailbox takes no mail: none fails, none is r
     assert.is((await client!.updateStack(ref.id, spec('two'), { requestId: 'req-two' })).generation, 3);
     assert.is((await client!.getStack(ref.id)).generation, 3, 'no retry wrote a generation');
     await restore();
-    // No audit: the writer's own repeats of its message (0.5 s, 1 s, 2 s …) must bring it.
+    // No audit: the writer's own repeats of its message (after 0.5–1 s, then doubling) must bring it.
     const worker = await Engine.start({ servers: nats!.url, partitions: PARTITIONS, nodeId: 'w6', registryAudit: false });
     try {
       const s = await settled(client!, ref.id, 3, 20_000);
